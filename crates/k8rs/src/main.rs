@@ -1,0 +1,98 @@
+//! The k8rs binary: command-line parsing and wiring of the library crates, nothing else.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use storage::{Datastore, RangeRequest};
+
+#[derive(Parser)]
+#[command(name = "k8rs", version, about = "A small Kubernetes in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect the cluster datastore.
+    Datastore {
+        #[command(subcommand)]
+        command: DatastoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatastoreCommand {
+    /// Show the datastore's revisions, key count and (for SQLite) size on disk.
+    Status(DatastoreArgs),
+}
+
+#[derive(Args)]
+struct DatastoreArgs {
+    /// The server's data directory; the SQLite datastore is DIR/server/db/state.db.
+    #[arg(long, env = "K8RS_DATA_DIR", default_value = "/var/lib/k8rs")]
+    data_dir: PathBuf,
+    /// Empty for SQLite in the data directory, sqlite:///FILE, or http://HOST:2379[,http://HOST2:2379…] for etcd.
+    #[arg(long, env = "K8RS_DATASTORE_ENDPOINT", default_value = "")]
+    datastore_endpoint: String,
+}
+
+impl DatastoreArgs {
+    fn datastore(&self) -> anyhow::Result<Datastore> {
+        let default = self.data_dir.join("server/db/state.db");
+        Datastore::parse(&self.datastore_endpoint, &default).map_err(anyhow::Error::msg)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Datastore {
+            command: DatastoreCommand::Status(args),
+        } => runtime.block_on(datastore_status(&args)),
+    }
+}
+
+async fn datastore_status(args: &DatastoreArgs) -> anyhow::Result<()> {
+    let datastore = args.datastore()?;
+    if let Datastore::Sqlite(path) = &datastore {
+        // Opening would create a new, empty store: a status query must not.
+        anyhow::ensure!(path.exists(), "no datastore at {}", path.display());
+    }
+    let store = datastore.open().await?;
+    let keys = store
+        .range(RangeRequest {
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    match &datastore {
+        Datastore::Sqlite(path) => println!("backend:    sqlite {}", path.display()),
+        Datastore::Etcd(endpoints) => println!("backend:    etcd {}", endpoints.join(",")),
+    }
+    println!("revision:   {}", store.current_revision().await?);
+    println!("compacted:  {}", store.compacted_revision().await?);
+    println!("keys:       {}", keys.count);
+    if let Datastore::Sqlite(path) = &datastore {
+        println!("disk bytes: {}", sqlite_files_size(path));
+    }
+    Ok(())
+}
+
+/// The database file with its WAL and shared-memory files.
+fn sqlite_files_size(path: &Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            std::fs::metadata(file).map_or(0, |m| m.len())
+        })
+        .sum()
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test of k8rs. Installs what the tests need on a fresh Debian 12 machine first (as root), so this one
+# command is all a newcomer or CI needs. The tests start and stop their own services (etcd) on loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(etcd-server protobuf-compiler)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's etcd-server starts a system etcd on install where an init system runs; the tests use their own.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked
