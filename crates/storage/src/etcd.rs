@@ -204,7 +204,8 @@ fn convert_kv(kv: etcd_client::KeyValue) -> KeyValue {
     let mod_revision = kv.mod_revision();
     let (key, value) = kv.into_key_value();
     KeyValue {
-        key: String::from_utf8_lossy(&key).into_owned(),
+        key: String::from_utf8(key)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         value,
         create_revision,
         mod_revision,

@@ -577,17 +577,17 @@ fn utf8_key(bytes: Vec<u8>) -> rusqlite::Result<String> {
     })
 }
 
-/// The newest live row of every key in `[start, end)` at `revision`, in key order. `count_only` counts them.
+/// The newest live row of every key in `[start, end)` at `revision`, in key order. Scanning the (name, id)
+/// index yields rows already in key order, so LIMIT stops early and nothing is sorted.
 const RANGE_SQL: &str = "
-    SELECT kv.id, kv.name, kv.create_revision, kv.value FROM kv
-    JOIN (SELECT MAX(id) AS id FROM kv WHERE name >= ?1 AND name < ?2 AND id <= ?3 GROUP BY name) latest
-      ON kv.id = latest.id
-    WHERE kv.deleted = 0 ORDER BY kv.name LIMIT ?4";
+    SELECT k.id, k.name, k.create_revision, k.value FROM kv AS k
+    WHERE k.name >= ?1 AND k.name < ?2 AND k.id <= ?3 AND k.deleted = 0
+      AND k.id = (SELECT MAX(id) FROM kv WHERE name = k.name AND id <= ?3)
+    ORDER BY k.name LIMIT ?4";
 const COUNT_SQL: &str = "
-    SELECT COUNT(*) FROM kv
-    JOIN (SELECT MAX(id) AS id FROM kv WHERE name >= ?1 AND name < ?2 AND id <= ?3 GROUP BY name) latest
-      ON kv.id = latest.id
-    WHERE kv.deleted = 0";
+    SELECT COUNT(*) FROM kv AS k
+    WHERE k.name >= ?1 AND k.name < ?2 AND k.id <= ?3 AND k.deleted = 0
+      AND k.id = (SELECT MAX(id) FROM kv WHERE name = k.name AND id <= ?3)";
 
 /// `[start, end)` bounds for a range: keys under `prefix`, after `start_after` if given.
 fn range_bounds(prefix: &str, start_after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
