@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(etcd-server protobuf-compiler)
+packages=(etcd-server protobuf-compiler python3)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -15,6 +15,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   # Debian's etcd-server starts a system etcd on install where an init system runs; the tests use their own.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The kubectl tests need the real kubectl and its versioned binaries (kubectl.1.27 … kubectl.1.33), which the
+# machine image ships (Google Cloud SDK packaging); no Debian package provides them.
+if ! command -v kubectl >/dev/null || [ ! -x "$(dirname "$(readlink -f "$(command -v kubectl)")")/kubectl.1.31" ]; then
+  echo "kubectl with its versioned binaries (kubectl.1.27 … kubectl.1.33) is required for the tests" >&2
+  exit 1
 fi
 
 cargo build --workspace --all-targets --locked

@@ -1,5 +1,7 @@
 //! The k8rs binary: command-line parsing and wiring of the library crates, nothing else.
 
+mod server;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -15,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane: the API server over the datastore.
+    Server(server::ServerArgs),
     /// Inspect the cluster datastore.
     Datastore {
         #[command(subcommand)]
@@ -51,8 +55,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Both TLS providers may be linked in; pick ring once, before any TLS configuration is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
+        Command::Server(args) => runtime.block_on(server::run(args)),
         Command::Datastore {
             command: DatastoreCommand::Status(args),
         } => runtime.block_on(datastore_status(&args)),

@@ -4,8 +4,10 @@
 //! Nothing here is used by k8rs itself; it must never touch anything a test did not create.
 
 mod etcd;
+mod server;
 
 pub use etcd::Etcd;
+pub use server::{kubectl_path, Server};
 
 use std::net::TcpListener;
 

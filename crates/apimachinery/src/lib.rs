@@ -1,0 +1,8 @@
+//! The Kubernetes object model for k8rs: the resource registry (what discovery lists and how each resource is
+//! served), label and field selectors, and `metav1.Status` errors.
+//!
+//! Pure data and functions: no I/O, no HTTP, no storage. The API server and every client-side component build on it.
+
+pub mod registry;
+pub mod selector;
+pub mod status;

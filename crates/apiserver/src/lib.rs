@@ -1,0 +1,366 @@
+//! The k8rs API server: TLS with client-certificate and bearer-token authentication, discovery, and one generic
+//! REST handler that serves every resource in the registry from the store.
+//!
+//! It is the only component that touches the store; everything else in k8rs is its client. It must not call
+//! into controllers, the scheduler or the kubelet: those talk to it through the API like any client.
+
+pub mod auth;
+mod discovery;
+mod http;
+mod objects;
+mod openapi;
+pub mod pki;
+mod rest;
+mod table;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use apimachinery::registry;
+use apimachinery::status::Status;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::json;
+use storage::DynStore;
+use tokio::net::TcpListener;
+
+pub use auth::{Identity, TokenFile};
+pub use objects::random_bytes;
+pub use pki::Pki;
+
+use crate::http::{Body, Query};
+
+/// The namespaces every cluster has.
+pub const DEFAULT_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Config {
+    pub store: DynStore,
+    pub pki: Pki,
+    pub tokens: TokenFile,
+    /// The address clients use, reported in `/api`'s serverAddressByClientCIDRs.
+    pub advertise_address: String,
+}
+
+/// Shared by every request.
+pub struct State {
+    store: DynStore,
+    tokens: TokenFile,
+    advertise_address: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("TLS material: {0}")]
+    Tls(String),
+    #[error("cannot prepare the datastore: {0}")]
+    Store(String),
+}
+
+/// A running API server; dropping it does not stop it (the process ends it).
+pub struct ApiServer {
+    pub address: SocketAddr,
+}
+
+impl ApiServer {
+    /// Creates what every cluster has, then serves HTTPS on `listener` in the background.
+    pub async fn start(listener: TcpListener, config: Config) -> Result<ApiServer, ServerError> {
+        let tls = Arc::new(tls_config(&config.pki)?);
+        let state = Arc::new(State {
+            store: config.store,
+            tokens: config.tokens,
+            advertise_address: config.advertise_address,
+        });
+        bootstrap(&state).await?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        tokio::spawn(accept_loop(listener, tls, state));
+        Ok(ApiServer { address })
+    }
+}
+
+fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, ServerError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| ServerError::Tls(format!("{what}: {e}"));
+    let mut chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pki.serving.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad("serving certificate", &e))?;
+    let ca: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pki.ca.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad("CA certificate", &e))?;
+    chain.extend(ca.iter().cloned());
+    let key = PrivateKeyDer::from_pem_slice(pki.serving.key_pem.as_bytes())
+        .map_err(|e| bad("serving key", &e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in ca {
+        roots.add(cert).map_err(|e| bad("CA certificate", &e))?;
+    }
+    // Client certificates are optional: token and anonymous requests are authenticated (or refused) later.
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| bad("client verifier", &e))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| bad("serving certificate", &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Makes the default namespaces if they are missing (a restart finds them in the store).
+async fn bootstrap(state: &State) -> Result<(), ServerError> {
+    let namespaces = registry::find("", "v1", "namespaces").expect("namespaces are registered");
+    for name in DEFAULT_NAMESPACES {
+        let key = objects::key(namespaces, None, name);
+        let object = json!({
+            "kind": "Namespace",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": name,
+                "uid": objects::new_uid(),
+                "creationTimestamp": objects::timestamp(SystemTime::now()),
+                "labels": {"kubernetes.io/metadata.name": name},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        match state
+            .store
+            .create(&key, serde_json::to_vec(&object).expect("JSON serializes"))
+            .await
+        {
+            Ok(_) | Err(storage::StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(ServerError::Store(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<State>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, state) = (acceptor.clone(), state.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            let certificate_identity = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|cert| Identity::from_certificate(cert));
+            let service = hyper::service::service_fn(move |request| {
+                let (state, identity) = (state.clone(), certificate_identity.clone());
+                async move { Ok::<_, Infallible>(handle(&state, identity, request).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Paths anonymous clients may read.
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
+    )
+}
+
+async fn handle(
+    state: &State,
+    certificate: Option<Identity>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let identity = match request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(header) => match header
+            .strip_prefix("Bearer ")
+            .and_then(|token| state.tokens.authenticate(token.trim()))
+        {
+            Some(identity) => Some(identity.clone()),
+            None => return http::status(&Status::unauthorized()),
+        },
+        None => certificate,
+    };
+    let path = request.uri().path().to_string();
+    if identity.is_none() && !is_public(&path) {
+        return http::status(&Status::unauthorized());
+    }
+    let response = route(state, request, &path).await;
+    tracing::debug!(%path, code = response.status().as_u16(), user = identity.as_ref().map(|i| i.user.as_str()), "request");
+    response
+}
+
+async fn route(state: &State, request: Request<Incoming>, path: &str) -> Response<Body> {
+    let accept = request
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (request.method(), segments.as_slice()) {
+        (&Method::GET, ["healthz" | "livez" | "readyz"]) => http::text(StatusCode::OK, "ok"),
+        (&Method::GET, ["version"]) => http::json(StatusCode::OK, &discovery::version()),
+        (&Method::GET, ["api"]) => match discovery::aggregated_version(accept.as_deref()) {
+            Some(version) => aggregated(true, version),
+            None => http::json(
+                StatusCode::OK,
+                &discovery::api_versions(&state.advertise_address),
+            ),
+        },
+        (&Method::GET, ["apis"]) => match discovery::aggregated_version(accept.as_deref()) {
+            Some(version) => aggregated(false, version),
+            None => http::json(StatusCode::OK, &discovery::api_group_list()),
+        },
+        (&Method::GET, ["api", "v1"]) => resource_list("", "v1", path),
+        (&Method::GET, ["openapi", "v3"]) => http::json(StatusCode::OK, &openapi::index()),
+        (&Method::GET, ["openapi", "v3", rest @ ..]) => {
+            match openapi::document_for(&rest.join("/")) {
+                Some(document) => http::json(StatusCode::OK, &document),
+                None => http::status(&Status::no_route(path)),
+            }
+        }
+        (&Method::GET, ["apis", group]) => match discovery::api_group(group) {
+            Some(document) => http::json(StatusCode::OK, &document),
+            None => http::status(&Status::no_route(path)),
+        },
+        (&Method::GET, ["apis", group, version]) => resource_list(group, version, path),
+        (_, ["api", "v1", rest @ ..]) => {
+            resource_request(state, request, "", "v1", rest, accept.as_deref(), path).await
+        }
+        (_, ["apis", group, version, rest @ ..]) => {
+            let (group, version, rest) = (group.to_string(), version.to_string(), rest.to_vec());
+            resource_request(
+                state,
+                request,
+                &group,
+                &version,
+                &rest,
+                accept.as_deref(),
+                path,
+            )
+            .await
+        }
+        _ => http::status(&Status::no_route(path)),
+    }
+}
+
+fn aggregated(core: bool, version: &str) -> Response<Body> {
+    let body = serde_json::to_vec(&discovery::aggregated(core, version)).expect("JSON serializes");
+    http::respond(
+        StatusCode::OK,
+        &discovery::aggregated_content_type(version),
+        body,
+    )
+}
+
+fn resource_list(group: &str, version: &str, path: &str) -> Response<Body> {
+    match discovery::api_resource_list(group, version) {
+        Some(document) => http::json(StatusCode::OK, &document),
+        None => http::status(&Status::no_route(path)),
+    }
+}
+
+/// `…/[namespaces/{ns}/]{resource}[/{name}[/{subresource}]]` under a group version.
+async fn resource_request(
+    state: &State,
+    request: Request<Incoming>,
+    group: &str,
+    version: &str,
+    segments: &[&str],
+    accept: Option<&str>,
+    path: &str,
+) -> Response<Body> {
+    let lookup = |name: &str| registry::find(group, version, name);
+    let (namespace, rest) = match segments {
+        // namespaces/{ns}/{resource}/… unless it is a subresource of a namespace (namespaces/{ns}/status).
+        ["namespaces", ns, resource, rest @ ..]
+            if lookup(resource).is_some_and(|r| r.namespaced) =>
+        {
+            (
+                Some(ns.to_string()),
+                std::iter::once(*resource)
+                    .chain(rest.iter().copied())
+                    .collect::<Vec<_>>(),
+            )
+        }
+        _ => (None, segments.to_vec()),
+    };
+    let Some((resource, name, subresource)) = (match rest.as_slice() {
+        [resource] => lookup(resource).map(|r| (r, None, None)),
+        [resource, name] => lookup(resource).map(|r| (r, Some(name.to_string()), None)),
+        [resource, name, sub] => lookup(resource)
+            .filter(|r| r.subresource(sub).is_some())
+            .map(|r| (r, Some(name.to_string()), Some(sub.to_string()))),
+        _ => None,
+    }) else {
+        return http::status(&Status::no_route(path));
+    };
+    if resource.namespaced && namespace.is_none() && name.is_some() {
+        return http::status(&Status::no_route(path));
+    }
+    let query = Query::parse(request.uri().query());
+    let method = request.method().clone();
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = match rest::read_body(request.into_body()).await {
+        Ok(body) => body,
+        Err(status) => return http::status(&status),
+    };
+    let rest_request = rest::RestRequest {
+        method,
+        resource,
+        namespace,
+        name,
+        subresource,
+        query,
+        content_type,
+        wanted: http::negotiate(accept),
+    };
+    let mut response = rest::serve(state, rest_request, body).await;
+    if let Some(warning) = resource.deprecation {
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{warning}\"")) {
+            response.headers_mut().insert("Warning", value);
+        }
+    }
+    response
+}

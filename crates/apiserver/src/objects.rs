@@ -1,0 +1,300 @@
+//! Object metadata rules every resource shares: names, generateName, uid, timestamps, and where an object
+//! lives in the store.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use apimachinery::registry::Resource;
+use apimachinery::status::StatusCause;
+use serde_json::{json, Value};
+
+/// The store key of an object: `/registry/[group/]resource/[namespace/]name`, the core group written as the
+/// resource alone, as upstream lays out etcd.
+pub fn key(resource: &Resource, namespace: Option<&str>, name: &str) -> String {
+    format!("{}{name}", prefix(resource, namespace))
+}
+
+/// The prefix under which every object of `resource` (in `namespace`, if given) lives.
+pub fn prefix(resource: &Resource, namespace: Option<&str>) -> String {
+    let mut prefix = String::from("/registry/");
+    if !resource.group.is_empty() {
+        prefix.push_str(resource.group);
+        prefix.push('/');
+    }
+    prefix.push_str(resource.name);
+    prefix.push('/');
+    if let Some(namespace) = namespace.filter(|_| resource.namespaced) {
+        prefix.push_str(namespace);
+        prefix.push('/');
+    }
+    prefix
+}
+
+/// RFC 3339 UTC with second precision, as metav1.Time is written.
+pub fn timestamp(at: SystemTime) -> String {
+    let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp (`Z` or a numeric offset; fractions ignored).
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once('T')?;
+    let mut date_parts = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (
+        date_parts.next()??,
+        date_parts.next()??,
+        date_parts.next()??,
+    );
+    let (clock, offset) = if let Some(clock) = time.strip_suffix('Z') {
+        (clock, 0)
+    } else {
+        let split = time.rfind(['+', '-'])?;
+        let (clock, zone) = time.split_at(split);
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let (h, m) = zone[1..].split_once(':')?;
+        (
+            clock,
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60),
+        )
+    };
+    let clock = clock.split('.').next()?;
+    let mut clock_parts = clock.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (
+        clock_parts.next()??,
+        clock_parts.next()??,
+        clock_parts.next()??,
+    );
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s - offset)
+}
+
+// Howard Hinnant's civil-date algorithms.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Upstream's humanized age: `45s`, `5m`, `3h`, `2d`, `400d`…, with two units where upstream shows two.
+pub fn age(created: Option<&str>, now: SystemTime) -> String {
+    let Some(created) = created.and_then(parse_timestamp) else {
+        return "<unknown>".into();
+    };
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let seconds = (now - created).max(0);
+    let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
+    if seconds < 120 {
+        format!("{seconds}s")
+    } else if minutes < 10 {
+        let s = seconds % 60;
+        if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        }
+    } else if minutes < 180 {
+        format!("{minutes}m")
+    } else if hours < 8 {
+        let m = minutes % 60;
+        if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        }
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        let h = hours % 24;
+        if h == 0 {
+            format!("{days}d")
+        } else {
+            format!("{days}d{h}h")
+        }
+    } else if days < 365 * 2 {
+        format!("{days}d")
+    } else if days < 365 * 8 {
+        let d = days % 365;
+        if d == 0 {
+            format!("{}y", days / 365)
+        } else {
+            format!("{}y{d}d", days / 365)
+        }
+    } else {
+        format!("{}y", days / 365)
+    }
+}
+
+/// Five characters from upstream's alphabet for generated names (no vowels, no confusable characters).
+pub fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    random_bytes::<5>()
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// Bytes from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0; N];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random source works");
+    bytes
+}
+
+/// A random (version 4) UUID for `metadata.uid`.
+pub fn new_uid() -> String {
+    uuid::Builder::from_random_bytes(random_bytes())
+        .into_uuid()
+        .to_string()
+}
+
+/// The rule an object's name must follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameRule {
+    /// RFC 1123 subdomain: most resources.
+    Subdomain,
+    /// RFC 1123 label: namespaces.
+    Label,
+    /// RFC 1035 label (starts with a letter): services.
+    Rfc1035Label,
+    /// Anything usable as a path segment: RBAC objects.
+    PathSegment,
+}
+
+impl NameRule {
+    pub fn for_resource(resource: &Resource) -> NameRule {
+        match (resource.group, resource.name) {
+            ("", "namespaces") => NameRule::Label,
+            ("", "services") => NameRule::Rfc1035Label,
+            ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
+            _ => NameRule::Subdomain,
+        }
+    }
+
+    /// Why `name` breaks the rule, worded as upstream.
+    pub fn check(self, name: &str) -> Option<String> {
+        let label_ok = |l: &str, first_letter: bool| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.starts_with(|c: char| {
+                    c.is_ascii_lowercase() || (!first_letter && c.is_ascii_digit())
+                })
+                && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        };
+        match self {
+            NameRule::Subdomain => (name.len() > 253 || !name.split('.').all(|l| label_ok(l, false))).then(|| {
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into()
+            }),
+            NameRule::Label => (!label_ok(name, false)).then(|| {
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into()
+            }),
+            NameRule::Rfc1035Label => (!label_ok(name, true)).then(|| {
+                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".into()
+            }),
+            NameRule::PathSegment => {
+                if name == "." || name == ".." {
+                    Some(format!("may not be '{name}'"))
+                } else if name.contains('/') || name.contains('%') {
+                    Some("may not contain '/' or '%'".into())
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Checks `metadata.name` against the resource's rule.
+pub fn validate_name(resource: &Resource, name: &str) -> Vec<StatusCause> {
+    match NameRule::for_resource(resource).check(name) {
+        Some(why) => vec![StatusCause::invalid(
+            "metadata.name",
+            format!("Invalid value: {name:?}: {why}"),
+        )],
+        None => Vec::new(),
+    }
+}
+
+/// The object's `metadata`, made an object if it is missing.
+pub fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
+}
+
+pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get("metadata")?.get(field)?.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_round_trip() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(timestamp(at), "2023-11-14T22:13:20Z");
+        assert_eq!(parse_timestamp("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_timestamp("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20.123456Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn ages_read_as_kubectl_shows_them() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ago = |s: u64| timestamp(now - Duration::from_secs(s));
+        assert_eq!(age(Some(&ago(5)), now), "5s");
+        assert_eq!(age(Some(&ago(150)), now), "2m30s");
+        assert_eq!(age(Some(&ago(3600)), now), "60m");
+        assert_eq!(age(Some(&ago(5 * 3600 + 600)), now), "5h10m");
+        assert_eq!(age(Some(&ago(3 * 86_400)), now), "3d");
+        assert_eq!(age(None, now), "<unknown>");
+    }
+
+    #[test]
+    fn names_follow_their_resource_rule() {
+        assert!(NameRule::Subdomain.check("web.example-1").is_none());
+        assert!(NameRule::Subdomain.check("Web").is_some());
+        assert!(NameRule::Label.check("kube.system").is_some());
+        assert!(NameRule::Rfc1035Label.check("1svc").is_some());
+        assert!(NameRule::PathSegment.check("system:admin").is_none());
+        assert!(NameRule::PathSegment.check("a/b").is_some());
+        assert_eq!(random_suffix().len(), 5);
+    }
+}

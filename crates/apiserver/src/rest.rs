@@ -1,0 +1,1027 @@
+//! The one generic REST handler: every resource in the registry is served by this code, driven by its registry
+//! entry (scope, verbs, subresources) and its strategy rules in `objects`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use apimachinery::registry::Resource;
+use apimachinery::selector::{FieldSelector, LabelSelector};
+use apimachinery::status::{Status, StatusCause, Target};
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+use storage::{EventKind, KeyValue, RangeRequest, StoreError, WatchMessage};
+use tokio::sync::mpsc;
+
+use crate::http::{self, Body, ChannelBody, Query, Wanted};
+use crate::objects::{self, meta_str};
+use crate::table::{self, IncludeObject};
+use crate::State;
+
+/// Request bodies over this size are refused with 413, as upstream does.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// How long a watch stays open when the client names no timeout.
+const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How often an idle watch that allows bookmarks gets one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A request for one resource, parsed from its path.
+pub struct RestRequest {
+    pub method: Method,
+    pub resource: &'static Resource,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+    pub query: Query,
+    pub content_type: Option<String>,
+    pub wanted: Wanted,
+}
+
+type Result<T> = std::result::Result<T, Status>;
+
+impl RestRequest {
+    fn target<'a>(&'a self, name: &'a str) -> Target<'a> {
+        Target {
+            group: self.resource.group,
+            resource: self.resource.name,
+            name,
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        objects::key(self.resource, self.namespace.as_deref(), name)
+    }
+
+    fn dry_run(&self) -> bool {
+        self.query.get("dryRun") == Some("All")
+    }
+}
+
+pub fn store_error(error: StoreError) -> Status {
+    match error {
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => Status::expired(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        StoreError::ValueTooLarge { size, limit, .. } => Status::request_entity_too_large(format!(
+            "object is {size} bytes, over the limit of {limit} bytes"
+        )),
+        StoreError::Unavailable { .. } | StoreError::Closed => {
+            Status::service_unavailable(error.to_string())
+        }
+        other => Status::internal(other.to_string()),
+    }
+}
+
+/// Reads the request body, refusing it past `MAX_BODY_BYTES`.
+pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Status::request_entity_too_large(format!(
+                "the request body is larger than {MAX_BODY_BYTES} bytes"
+            )))
+        }
+        Err(e) => Err(Status::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+/// Decodes a JSON or YAML request body (a missing Content-Type means JSON).
+fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
+    let media = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    let value: Value = match media {
+        "application/json" | "" | "*/*" => serde_json::from_slice(body)
+            .map_err(|e| Status::bad_request(format!("error decoding the JSON body: {e}")))?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| Status::bad_request("the YAML body is not UTF-8"))?;
+            serde_saphyr::from_str(text)
+                .map_err(|e| Status::bad_request(format!("error decoding the YAML body: {e}")))?
+        }
+        other => return Err(Status::unsupported_media_type(other)),
+    };
+    if !value.is_object() {
+        return Err(Status::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    Ok(value)
+}
+
+/// An object as stored, with its resourceVersion (the revision of its last write) filled in.
+fn from_store(kv: &KeyValue) -> Result<Value> {
+    let mut object: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        Status::internal(format!("stored object {} is not valid JSON: {e}", kv.key))
+    })?;
+    objects::metadata(&mut object)
+        .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+    Ok(object)
+}
+
+/// The bytes to store: resourceVersion is never stored, it is the revision of the write.
+fn to_store(object: &Value) -> Vec<u8> {
+    let mut object = object.clone();
+    objects::metadata(&mut object).remove("resourceVersion");
+    serde_json::to_vec(&object).expect("JSON values serialize")
+}
+
+fn with_revision(mut object: Value, revision: i64) -> Value {
+    objects::metadata(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
+    object
+}
+
+fn object_response(request: &RestRequest, code: StatusCode, object: &Value) -> Response<Body> {
+    match request.wanted {
+        Wanted::Table => {
+            let include = IncludeObject::parse(request.query.get("includeObject"))
+                .unwrap_or(IncludeObject::Metadata);
+            let rv = meta_str(object, "resourceVersion").unwrap_or_default();
+            let table = table::table(
+                request.resource,
+                std::slice::from_ref(object),
+                json!({"resourceVersion": rv}),
+                include,
+            );
+            http::json(code, &table)
+        }
+        Wanted::Yaml => match serde_saphyr::to_string(object) {
+            Ok(yaml) => http::respond(code, "application/yaml", yaml),
+            Err(e) => http::status(&Status::internal(format!("cannot encode YAML: {e}"))),
+        },
+        Wanted::Json => http::json(code, object),
+    }
+}
+
+/// Serves one request for a resource.
+pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response<Body> {
+    let result = match (
+        &request.method,
+        request.name.is_some(),
+        request.subresource.as_deref(),
+    ) {
+        (&Method::GET, false, None) if request.query.flag("watch") => {
+            return watch(state, &request).await
+        }
+        (&Method::GET, false, None) => list(state, &request).await,
+        (&Method::GET, true, None | Some("status")) => get(state, &request).await,
+        (&Method::POST, false, None) => create(state, &request, &body).await,
+        (&Method::PUT, true, None | Some("status")) => update(state, &request, &body).await,
+        (&Method::PATCH, true, None | Some("status")) => patch(state, &request, &body).await,
+        (&Method::DELETE, true, None) => delete(state, &request, &body).await,
+        _ => Err(Status::method_not_allowed(
+            request.method.as_str(),
+            request.resource.name,
+        )),
+    };
+    result.unwrap_or_else(|status| http::status(&status))
+}
+
+fn verb_allowed(request: &RestRequest, verb: &str) -> Result<()> {
+    let allowed = match &request.subresource {
+        None => request.resource.has_verb(verb),
+        Some(sub) => request
+            .resource
+            .subresource(sub)
+            .is_some_and(|s| s.verbs.contains(&verb)),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Status::method_not_allowed(verb, request.resource.name))
+    }
+}
+
+async fn read_current(
+    state: &State,
+    request: &RestRequest,
+    name: &str,
+) -> Result<(KeyValue, Value)> {
+    let kv = state
+        .store
+        .get(&request.key(name), 0)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| Status::not_found(request.target(name)))?;
+    let object = from_store(&kv)?;
+    Ok((kv, object))
+}
+
+async fn get(state: &State, request: &RestRequest) -> Result<Response<Body>> {
+    verb_allowed(request, "get")?;
+    let name = request.name.as_deref().unwrap_or_default();
+    let (_, object) = read_current(state, request, name).await?;
+    Ok(object_response(request, StatusCode::OK, &object))
+}
+
+/// The `continue` token: the revision the first page was read at and the last key returned.
+fn encode_continue(revision: i64, last_key: &str) -> String {
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": last_key});
+    base64::engine::general_purpose::STANDARD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(i64, String)> {
+    let invalid = || Status::bad_request(format!("invalid continue token {token:?}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    Ok((
+        value["rv"].as_i64().ok_or_else(invalid)?,
+        value["start"].as_str().ok_or_else(invalid)?.to_string(),
+    ))
+}
+
+/// The selectors of a list or watch.
+struct Filter {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn parse(request: &RestRequest) -> Result<Filter> {
+        let labels = LabelSelector::parse(request.query.get("labelSelector").unwrap_or_default())
+            .map_err(Status::bad_request)?;
+        let fields = FieldSelector::parse(request.query.get("fieldSelector").unwrap_or_default())
+            .map_err(|e| Status::bad_request(e.to_string()))?;
+        let known = request.resource.field_selectors;
+        for term in &fields.terms {
+            if !known.contains(&term.field.as_str()) {
+                let listed = known
+                    .iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(Status::bad_request(format!(
+                    "{:?} is not a known field selector: only {listed}",
+                    term.field
+                )));
+            }
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        let labels: BTreeMap<String, String> = object["metadata"]["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.labels.matches(&labels) && self.fields.matches(|field| field_value(object, field))
+    }
+}
+
+/// The value a field selector reads from an object: a dotted path, with upstream's few renamings.
+fn field_value(object: &Value, field: &str) -> Option<String> {
+    let path = match field {
+        "source" => "source.component",
+        "reportingComponent" => "reportingComponent",
+        "status.successful" => "status.succeeded",
+        other => other,
+    };
+    let mut value = object;
+    for part in path.split('.') {
+        value = value.get(part)?;
+    }
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
+    verb_allowed(request, "list")?;
+    let filter = Filter::parse(request)?;
+    let limit = request.query.number("limit")?.unwrap_or(0) as usize;
+    let prefix = objects::prefix(request.resource, request.namespace.as_deref());
+    let (revision, start_after) = match request.query.get("continue") {
+        Some(token) => {
+            let (revision, start) = decode_continue(token)?;
+            (revision, Some(start))
+        }
+        None => (list_revision(state, request).await?, None),
+    };
+    let page = state
+        .store
+        .range(RangeRequest { prefix, start_after, limit, revision })
+        .await
+        .map_err(|e| match e {
+            StoreError::Compacted { .. } if request.query.get("continue").is_some() => Status::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            ),
+            other => store_error(other),
+        })?;
+    let mut items = Vec::with_capacity(page.kvs.len());
+    for kv in &page.kvs {
+        let object = from_store(kv)?;
+        if filter.matches(&object) {
+            items.push(object);
+        }
+    }
+    let mut metadata = json!({"resourceVersion": page.revision.to_string()});
+    if page.more {
+        if let Some(last) = page.kvs.last() {
+            metadata["continue"] = json!(encode_continue(page.revision, &last.key));
+            metadata["remainingItemCount"] = json!(page.count - page.kvs.len() as u64);
+        }
+    }
+    let response = match request.wanted {
+        Wanted::Table => {
+            let include = IncludeObject::parse(request.query.get("includeObject"))
+                .map_err(Status::bad_request)?;
+            table::table(request.resource, &items, metadata, include)
+        }
+        _ => json!({
+            "kind": format!("{}List", request.resource.kind),
+            "apiVersion": request.resource.group_version(),
+            "metadata": metadata,
+            "items": items,
+        }),
+    };
+    Ok(match request.wanted {
+        Wanted::Yaml => object_response(request, StatusCode::OK, &response),
+        _ => http::json(StatusCode::OK, &response),
+    })
+}
+
+/// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
+async fn list_revision(state: &State, request: &RestRequest) -> Result<i64> {
+    let Some(rv) = request.query.get("resourceVersion") else {
+        return Ok(0);
+    };
+    let requested: i64 = rv.parse().map_err(|_| {
+        Status::bad_request(format!("invalid resourceVersion {rv:?}: not an integer"))
+    })?;
+    if requested == 0 {
+        return Ok(0);
+    }
+    match request.query.get("resourceVersionMatch") {
+        Some("Exact") => Ok(requested),
+        None | Some("NotOlderThan") => {
+            let current = state.store.current_revision().await.map_err(store_error)?;
+            if requested > current {
+                let why = format!("Too large resource version: {requested}, current: {current}");
+                return Err(Status::timeout(why).with_details(
+                    apimachinery::status::StatusDetails {
+                        causes: vec![StatusCause::new(
+                            "ResourceVersionTooLarge",
+                            "",
+                            "Too large resource version",
+                        )],
+                        retry_after_seconds: Some(1),
+                        ..Default::default()
+                    },
+                ));
+            }
+            Ok(0)
+        }
+        Some(other) => Err(Status::bad_request(format!(
+            "invalid resourceVersionMatch {other:?}: must be Exact or NotOlderThan"
+        ))),
+    }
+}
+
+/// Checks apiVersion and kind, and makes the object's namespace agree with the request's.
+fn check_type_and_namespace(request: &RestRequest, object: &mut Value) -> Result<()> {
+    let resource = request.resource;
+    let gv = resource.group_version();
+    match object.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if v != gv => {
+            return Err(Status::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({gv})"
+            )))
+        }
+        _ => object["apiVersion"] = json!(gv),
+    }
+    match object.get("kind").and_then(Value::as_str) {
+        Some(k) if k != resource.kind => {
+            return Err(Status::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                resource.kind
+            )))
+        }
+        _ => object["kind"] = json!(resource.kind),
+    }
+    let metadata = objects::metadata(object);
+    if resource.namespaced {
+        let namespace = request.namespace.clone().unwrap_or_default();
+        match metadata.get("namespace").and_then(Value::as_str) {
+            Some(ns) if !ns.is_empty() && ns != namespace => {
+                return Err(Status::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+            _ => {
+                metadata.insert("namespace".into(), json!(namespace));
+            }
+        }
+    } else {
+        metadata.remove("namespace");
+    }
+    Ok(())
+}
+
+/// Namespaced objects may only be made in a namespace that exists and is not being deleted.
+async fn check_namespace(state: &State, request: &RestRequest) -> Result<()> {
+    let Some(namespace) = request
+        .namespace
+        .as_deref()
+        .filter(|_| request.resource.namespaced)
+    else {
+        return Ok(());
+    };
+    let namespaces =
+        apimachinery::registry::find("", "v1", "namespaces").expect("namespaces are registered");
+    let kv = state
+        .store
+        .get(&objects::key(namespaces, None, namespace), 0)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            Status::not_found(Target {
+                group: "",
+                resource: "namespaces",
+                name: namespace,
+            })
+        })?;
+    let object = from_store(&kv)?;
+    if object["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        return Err(Status::forbidden(format!(
+            "unable to create new content in namespace {namespace} because it is being terminated"
+        )));
+    }
+    Ok(())
+}
+
+/// What the resource's strategy does to a new object: reset status, set generation, namespace defaults.
+fn prepare_for_create(resource: &Resource, object: &mut Value) {
+    if resource.subresource("status").is_some() {
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+    }
+    if resource.subresource("status").is_some() && object.get("spec").is_some() {
+        objects::metadata(object).insert("generation".into(), json!(1));
+    }
+    if resource.group.is_empty() && resource.name == "namespaces" {
+        let name = meta_str(object, "name").unwrap_or_default().to_string();
+        let labels = objects::metadata(object)
+            .entry("labels")
+            .or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+        }
+        object["spec"] = json!({"finalizers": ["kubernetes"]});
+        object["status"] = json!({"phase": "Active"});
+    }
+}
+
+async fn create(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    verb_allowed(request, "create")?;
+    let mut object = decode(request.content_type.as_deref(), body)?;
+    check_type_and_namespace(request, &mut object)?;
+    let resource = request.resource;
+    let metadata = objects::metadata(&mut object);
+    let name = match (
+        metadata.get("name").and_then(Value::as_str),
+        metadata.get("generateName").and_then(Value::as_str),
+    ) {
+        (Some(name), _) if !name.is_empty() => name.to_string(),
+        (_, Some(base)) if !base.is_empty() => format!("{base}{}", objects::random_suffix()),
+        _ => {
+            return Err(Status::invalid(
+                resource.kind,
+                resource.group,
+                "",
+                vec![StatusCause::required("metadata.name")],
+            ))
+        }
+    };
+    metadata.insert("name".into(), json!(name));
+    metadata.insert("uid".into(), json!(objects::new_uid()));
+    metadata.insert(
+        "creationTimestamp".into(),
+        json!(objects::timestamp(SystemTime::now())),
+    );
+    for field in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "resourceVersion",
+        "generation",
+        "selfLink",
+    ] {
+        metadata.remove(field);
+    }
+    let causes = objects::validate_name(resource, &name);
+    if !causes.is_empty() {
+        return Err(Status::invalid(
+            resource.kind,
+            resource.group,
+            &name,
+            causes,
+        ));
+    }
+    prepare_for_create(resource, &mut object);
+    check_namespace(state, request).await?;
+    let key = request.key(&name);
+    if request.dry_run() {
+        if state
+            .store
+            .get(&key, 0)
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
+            return Err(Status::already_exists(request.target(&name)));
+        }
+        return Ok(object_response(request, StatusCode::CREATED, &object));
+    }
+    let revision = state
+        .store
+        .create(&key, to_store(&object))
+        .await
+        .map_err(|e| match e {
+            StoreError::AlreadyExists { .. } => Status::already_exists(request.target(&name)),
+            other => store_error(other),
+        })?;
+    Ok(object_response(
+        request,
+        StatusCode::CREATED,
+        &with_revision(object, revision),
+    ))
+}
+
+/// Everything but metadata and status: what a change of bumps `generation`.
+fn spec_part(object: &Value) -> Value {
+    let mut rest = object.clone();
+    if let Some(map) = rest.as_object_mut() {
+        for field in ["metadata", "status", "apiVersion", "kind"] {
+            map.remove(field);
+        }
+    }
+    rest
+}
+
+/// The object that replaces `old` when a client writes `new`: system metadata kept, the status/spec split
+/// honoured, generation bumped on spec changes.
+fn merge_update(request: &RestRequest, old: &Value, mut new: Value) -> Value {
+    let resource = request.resource;
+    let has_status = resource.subresource("status").is_some();
+    let writing_status = request.subresource.as_deref() == Some("status");
+    if writing_status {
+        // /status changes status only.
+        let mut merged = old.clone();
+        merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+        return merged;
+    }
+    if has_status {
+        match old.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                if let Some(map) = new.as_object_mut() {
+                    map.remove("status");
+                }
+            }
+        }
+    }
+    let old_meta = old.get("metadata").cloned().unwrap_or_default();
+    let metadata = objects::metadata(&mut new);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(field) {
+            Some(value) => metadata.insert(field.into(), value.clone()),
+            None => metadata.remove(field),
+        };
+    }
+    if let Some(generation) = old_meta.get("generation").and_then(Value::as_i64) {
+        if spec_part(old) != spec_part(&new) {
+            objects::metadata(&mut new).insert("generation".into(), json!(generation + 1));
+        }
+    }
+    new
+}
+
+async fn update(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    verb_allowed(request, "update")?;
+    let name = request.name.clone().unwrap_or_default();
+    let mut object = decode(request.content_type.as_deref(), body)?;
+    check_type_and_namespace(request, &mut object)?;
+    match meta_str(&object, "name") {
+        Some(n) if n == name => {}
+        Some(n) => {
+            return Err(Status::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )))
+        }
+        None => {
+            objects::metadata(&mut object).insert("name".into(), json!(name));
+        }
+    }
+    let (kv, current) = read_current(state, request, &name).await?;
+    if let Some(rv) = meta_str(&object, "resourceVersion").filter(|rv| !rv.is_empty()) {
+        if rv != kv.mod_revision.to_string() {
+            return Err(Status::modified(request.target(&name)));
+        }
+    }
+    let updated = merge_update(request, &current, object);
+    if request.dry_run() {
+        return Ok(object_response(
+            request,
+            StatusCode::OK,
+            &with_revision(updated, kv.mod_revision),
+        ));
+    }
+    let revision = state
+        .store
+        .update(&kv.key, to_store(&updated), kv.mod_revision)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => Status::modified(request.target(&name)),
+            StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
+            other => store_error(other),
+        })?;
+    Ok(object_response(
+        request,
+        StatusCode::OK,
+        &with_revision(updated, revision),
+    ))
+}
+
+/// How many times a patch is re-applied when the object changes under it.
+const PATCH_RETRIES: usize = 5;
+
+fn apply_patch(content_type: Option<&str>, current: &Value, body: &[u8]) -> Result<Value> {
+    let media = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    let invalid = |e: &dyn std::fmt::Display| {
+        Status::failure(
+            422,
+            "Invalid",
+            format!("the patch could not be applied: {e}"),
+        )
+    };
+    match media {
+        "application/merge-patch+json" => {
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| Status::bad_request(format!("error decoding the merge patch: {e}")))?;
+            let mut patched = current.clone();
+            json_patch::merge(&mut patched, &patch);
+            Ok(patched)
+        }
+        "application/json-patch+json" => {
+            let patch: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| Status::bad_request(format!("error decoding the JSON patch: {e}")))?;
+            let mut patched = current.clone();
+            json_patch::patch(&mut patched, &patch).map_err(|e| invalid(&e))?;
+            Ok(patched)
+        }
+        other => Err(Status::unsupported_media_type(other)),
+    }
+}
+
+async fn patch(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    verb_allowed(request, "patch")?;
+    let name = request.name.clone().unwrap_or_default();
+    for _ in 0..PATCH_RETRIES {
+        let (kv, current) = read_current(state, request, &name).await?;
+        let mut patched = apply_patch(request.content_type.as_deref(), &current, body)?;
+        if !patched.is_object() {
+            return Err(Status::bad_request(
+                "the patched object is not a JSON object",
+            ));
+        }
+        check_type_and_namespace(request, &mut patched)?;
+        if meta_str(&patched, "name") != Some(name.as_str()) {
+            return Err(Status::bad_request(
+                "the patch may not change metadata.name",
+            ));
+        }
+        // A resourceVersion the patch sets is a precondition; otherwise the patch applies to whatever is current.
+        let precondition = meta_str(&patched, "resourceVersion").map(str::to_string);
+        if precondition
+            .as_deref()
+            .is_some_and(|rv| rv != kv.mod_revision.to_string())
+        {
+            return Err(Status::modified(request.target(&name)));
+        }
+        let updated = merge_update(request, &current, patched);
+        if request.dry_run() {
+            return Ok(object_response(
+                request,
+                StatusCode::OK,
+                &with_revision(updated, kv.mod_revision),
+            ));
+        }
+        match state
+            .store
+            .update(&kv.key, to_store(&updated), kv.mod_revision)
+            .await
+        {
+            Ok(revision) => {
+                return Ok(object_response(
+                    request,
+                    StatusCode::OK,
+                    &with_revision(updated, revision),
+                ))
+            }
+            Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
+            Err(StoreError::Conflict { .. }) => {
+                return Err(Status::modified(request.target(&name)))
+            }
+            Err(StoreError::NotFound { .. }) => {
+                return Err(Status::not_found(request.target(&name)))
+            }
+            Err(other) => return Err(store_error(other)),
+        }
+    }
+    Err(Status::modified(request.target(&name)))
+}
+
+async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    verb_allowed(request, "delete")?;
+    let name = request.name.clone().unwrap_or_default();
+    let options = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        decode(request.content_type.as_deref(), body)?
+    };
+    let (kv, current) = read_current(state, request, &name).await?;
+    let preconditions = &options["preconditions"];
+    if let Some(uid) = preconditions["uid"].as_str() {
+        if meta_str(&current, "uid") != Some(uid) {
+            return Err(Status::conflict(
+                request.target(&name),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&current, "uid").unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    if let Some(rv) = preconditions["resourceVersion"].as_str() {
+        if rv != kv.mod_revision.to_string() {
+            return Err(Status::conflict(
+                request.target(&name),
+                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision),
+            ));
+        }
+    }
+    let finalizers = current["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    if finalizers {
+        // Finalizers hold the object: mark it deleted and let their owners remove them.
+        if current["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+        {
+            return Ok(object_response(request, StatusCode::OK, &current));
+        }
+        let mut marked = current.clone();
+        let metadata = objects::metadata(&mut marked);
+        metadata.insert(
+            "deletionTimestamp".into(),
+            json!(objects::timestamp(SystemTime::now())),
+        );
+        metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if request.dry_run() {
+            return Ok(object_response(request, StatusCode::OK, &marked));
+        }
+        let revision = state
+            .store
+            .update(&kv.key, to_store(&marked), kv.mod_revision)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => Status::modified(request.target(&name)),
+                other => store_error(other),
+            })?;
+        return Ok(object_response(
+            request,
+            StatusCode::OK,
+            &with_revision(marked, revision),
+        ));
+    }
+    if request.dry_run() {
+        return Ok(object_response(request, StatusCode::OK, &current));
+    }
+    state
+        .store
+        .delete(&kv.key, Some(kv.mod_revision))
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => Status::modified(request.target(&name)),
+            StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
+            other => store_error(other),
+        })?;
+    Ok(object_response(request, StatusCode::OK, &current))
+}
+
+/// One watch event as a line of the stream (a one-row Table when the client asked for Tables).
+fn event_line(request: &RestRequest, kind: &str, object: &Value) -> Bytes {
+    let object = if request.wanted == Wanted::Table {
+        let include = IncludeObject::parse(request.query.get("includeObject"))
+            .unwrap_or(IncludeObject::Metadata);
+        let rv = meta_str(object, "resourceVersion").unwrap_or_default();
+        table::table(
+            request.resource,
+            std::slice::from_ref(object),
+            json!({"resourceVersion": rv}),
+            include,
+        )
+    } else {
+        object.clone()
+    };
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
+        .expect("JSON values serialize");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn bookmark(request: &RestRequest, revision: i64, initial_events_end: bool) -> Value {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if initial_events_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    json!({"kind": request.resource.kind, "apiVersion": request.resource.group_version(), "metadata": metadata})
+}
+
+async fn watch(state: &State, request: &RestRequest) -> Response<Body> {
+    match start_watch(state, request).await {
+        Ok(response) => response,
+        Err(status) => http::status(&status),
+    }
+}
+
+async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Body>> {
+    verb_allowed(request, "watch")?;
+    let filter = Filter::parse(request)?;
+    let prefix = objects::prefix(request.resource, request.namespace.as_deref());
+    let timeout = request
+        .query
+        .number("timeoutSeconds")?
+        .map_or(DEFAULT_WATCH_TIMEOUT, |s| Duration::from_secs(s as u64));
+    let bookmarks = request.query.flag("allowWatchBookmarks");
+    let send_initial = request.query.flag("sendInitialEvents");
+    let rv = match request.query.get("resourceVersion") {
+        None | Some("0") => None,
+        Some(rv) => Some(
+            rv.parse::<i64>()
+                .map_err(|_| Status::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        ),
+    };
+    // Start from now (with the current objects as ADDED) unless the client names a revision to resume after.
+    let mut initial = Vec::new();
+    let start = match (rv, send_initial) {
+        (Some(rv), false) => rv + 1,
+        _ => {
+            let page = state
+                .store
+                .range(RangeRequest {
+                    prefix: prefix.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(store_error)?;
+            for kv in &page.kvs {
+                let object = from_store(kv)?;
+                if filter.matches(&object) {
+                    initial.push(event_line(request, "ADDED", &object));
+                }
+            }
+            page.revision + 1
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let watcher = state.store.watch(&prefix, start).await;
+    let request = RestRequest {
+        method: request.method.clone(),
+        resource: request.resource,
+        namespace: request.namespace.clone(),
+        name: None,
+        subresource: None,
+        query: Query::parse(None),
+        content_type: None,
+        wanted: request.wanted,
+    };
+    tokio::spawn(async move {
+        let mut watcher = match watcher {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                let status = store_error(error);
+                let _ = tx
+                    .send(event_line(
+                        &request,
+                        "ERROR",
+                        &serde_json::to_value(&status).unwrap_or_default(),
+                    ))
+                    .await;
+                return;
+            }
+        };
+        for line in initial {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+        if send_initial && bookmarks {
+            let _ = tx
+                .send(event_line(
+                    &request,
+                    "BOOKMARK",
+                    &bookmark(&request, start - 1, true),
+                ))
+                .await;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+                _ = ticker.tick(), if bookmarks => watcher.request_progress(),
+                message = watcher.next() => {
+                    let lines = match message {
+                        None => return,
+                        Some(Err(error)) => {
+                            let status = store_error(error);
+                            vec![event_line(&request, "ERROR", &serde_json::to_value(&status).unwrap_or_default())]
+                        }
+                        Some(Ok(WatchMessage::Progress(revision))) if bookmarks => {
+                            vec![event_line(&request, "BOOKMARK", &bookmark(&request, revision, false))]
+                        }
+                        Some(Ok(WatchMessage::Progress(_))) => Vec::new(),
+                        Some(Ok(WatchMessage::Events(events))) => {
+                            events.iter().filter_map(|event| watch_event_line(&request, &filter, event)).collect()
+                        }
+                    };
+                    for line in lines {
+                        if tx.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let mut response = Response::new(http_body_util::BodyExt::boxed(ChannelBody(rx)));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// A store event as a watch event, seen through the selector: objects entering it are ADDED, leaving it DELETED.
+fn watch_event_line(
+    request: &RestRequest,
+    filter: &Filter,
+    event: &storage::Event,
+) -> Option<Bytes> {
+    let revision = event.kv.mod_revision;
+    let previous = event.prev.as_ref().and_then(|kv| from_store(kv).ok());
+    let was = previous.as_ref().is_some_and(|o| filter.matches(o));
+    match event.kind {
+        EventKind::Delete => {
+            let object = with_revision(previous?, revision);
+            was.then(|| event_line(request, "DELETED", &object))
+        }
+        EventKind::Put => {
+            let object = from_store(&event.kv).ok()?;
+            let is = filter.matches(&object);
+            match (was, is) {
+                (false, true) => Some(event_line(request, "ADDED", &object)),
+                (true, true) => Some(event_line(request, "MODIFIED", &object)),
+                (true, false) => Some(event_line(request, "DELETED", &object)),
+                (false, false) => None,
+            }
+        }
+    }
+}

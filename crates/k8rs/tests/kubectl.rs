@@ -1,0 +1,494 @@
+//! The API server through the real kubectl: each test starts `k8rs server` on a free port with its own data
+//! directory and drives it as a user would.
+//!
+//! Writes go through `kubectl.1.31` where kubectl 1.32+ would send protobuf bodies, which the server does not
+//! decode yet.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::Server;
+
+const JSON_KUBECTL: Option<&str> = Some("1.31");
+
+fn server() -> Server {
+    Server::start(env!("CARGO_BIN_EXE_k8rs").as_ref(), &[])
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "kubectl failed: {}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+#[track_caller]
+fn fails(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "kubectl succeeded: {}",
+        stdout(&output)
+    );
+    stderr(&output)
+}
+
+/// kubectl with only a server address and the CA: no credentials unless `extra` adds them.
+fn bare_kubectl(server: &Server, extra: &[&str]) -> Output {
+    let ca = server.data_dir().join("server/tls/ca.crt");
+    Command::new(testkit::kubectl_path(None))
+        .args([
+            "--server",
+            &server.url(),
+            "--certificate-authority",
+            ca.to_str().unwrap(),
+            "--kubeconfig",
+            "/dev/null",
+        ])
+        .args(extra)
+        .env("HOME", server.data_dir())
+        .output()
+        .unwrap()
+}
+
+/// `GET path` with no credentials at all, as `"<code> <body>"` (Python's standard library as the client).
+fn anonymous_get(server: &Server, path: &str) -> String {
+    let script = "import http.client, ssl, sys\n\
+        ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+        c = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[2]), context=ctx)\n\
+        c.request('GET', sys.argv[3])\n\
+        r = c.getresponse()\n\
+        print(r.status, r.read().decode(), end='')\n";
+    let ca = server.data_dir().join("server/tls/ca.crt");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            ca.to_str().unwrap(),
+            &server.port.to_string(),
+            path,
+        ])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn discovery_serves_every_kubectl_version() {
+    let server = server();
+    for version in [None, Some("1.27"), Some("1.33")] {
+        let resources = ok(server.kubectl(version, &["api-resources", "--no-headers"]));
+        let deployments = resources
+            .lines()
+            .find(|l| l.starts_with("deployments "))
+            .unwrap_or_else(|| panic!("{version:?}: {resources}"));
+        let columns: Vec<&str> = deployments.split_whitespace().collect();
+        assert_eq!(
+            columns,
+            ["deployments", "deploy", "apps/v1", "true", "Deployment"],
+            "{version:?}"
+        );
+        let versions = ok(server.kubectl(version, &["api-versions"]));
+        for gv in [
+            "v1",
+            "apps/v1",
+            "autoscaling/v1",
+            "autoscaling/v2",
+            "batch/v1",
+            "rbac.authorization.k8s.io/v1",
+        ] {
+            assert!(
+                versions.lines().any(|l| l == gv),
+                "{version:?} lacks {gv}: {versions}"
+            );
+        }
+    }
+    let categories = ok(server.kubectl(None, &["api-resources", "--categories=all", "-o", "name"]));
+    let mut all: Vec<&str> = categories.lines().collect();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            "cronjobs.batch",
+            "daemonsets.apps",
+            "deployments.apps",
+            "horizontalpodautoscalers.autoscaling",
+            "jobs.batch",
+            "pods",
+            "replicasets.apps",
+            "replicationcontrollers",
+            "services",
+            "statefulsets.apps"
+        ]
+    );
+}
+
+#[test]
+fn a_new_cluster_has_the_default_namespaces() {
+    let server = server();
+    let namespaces = ok(server.kubectl(None, &["get", "namespaces"]));
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let line = namespaces
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{namespaces}"));
+        assert!(line.contains("Active"), "{line}");
+    }
+    let path = "jsonpath={.metadata.labels.kubernetes\\.io/metadata\\.name}";
+    assert_eq!(
+        ok(server.kubectl(None, &["get", "ns", "default", "-o", path])),
+        "default"
+    );
+}
+
+#[test]
+fn configmaps_are_created_read_patched_and_deleted() {
+    let server = server();
+    let k = |args: &[&str]| server.kubectl(JSON_KUBECTL, args);
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
+    ok(server.kubectl_stdin(
+        JSON_KUBECTL,
+        &["create", "--validate=false", "-f", "-"],
+        namespace,
+    ));
+    let created = ok(k(&[
+        "-n",
+        "shop",
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=color=blue",
+        "--from-literal=size=L",
+    ]));
+    assert!(created.contains("configmap/cfg created"), "{created}");
+    assert!(fails(k(&["-n", "shop", "create", "configmap", "cfg"]))
+        .contains(r#"configmaps "cfg" already exists"#));
+
+    let table = ok(k(&["-n", "shop", "get", "configmaps"]));
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["cfg", "2"], "{table}");
+    assert_eq!(
+        ok(k(&[
+            "-n",
+            "shop",
+            "get",
+            "cm",
+            "cfg",
+            "-o",
+            "jsonpath={.data.color}"
+        ])),
+        "blue"
+    );
+
+    ok(k(&["-n", "shop", "label", "configmap", "cfg", "app=web"]));
+    ok(k(&[
+        "-n",
+        "shop",
+        "annotate",
+        "configmap",
+        "cfg",
+        "owner=team-a",
+    ]));
+    assert_eq!(
+        ok(k(&[
+            "-n", "shop", "get", "cm", "-l", "app=web", "-o", "name"
+        ]))
+        .trim(),
+        "configmap/cfg"
+    );
+    assert_eq!(
+        ok(k(&[
+            "-n",
+            "shop",
+            "get",
+            "cm",
+            "-l",
+            "app in (db)",
+            "-o",
+            "name"
+        ]))
+        .trim(),
+        ""
+    );
+    assert!(ok(k(&["-n", "shop", "get", "cm", "--show-labels"])).contains("app=web"));
+    let everywhere = ok(k(&[
+        "get",
+        "cm",
+        "-A",
+        "--field-selector",
+        "metadata.name=cfg",
+    ]));
+    assert!(
+        everywhere.lines().nth(1).unwrap().starts_with("shop "),
+        "{everywhere}"
+    );
+
+    let merge = r#"{"data":{"size":null,"shape":"round"}}"#;
+    ok(k(&[
+        "-n",
+        "shop",
+        "patch",
+        "cm",
+        "cfg",
+        "--type=merge",
+        "-p",
+        merge,
+    ]));
+    let json = r#"[{"op":"replace","path":"/data/color","value":"red"}]"#;
+    ok(k(&[
+        "-n",
+        "shop",
+        "patch",
+        "cm",
+        "cfg",
+        "--type=json",
+        "-p",
+        json,
+    ]));
+    let data = ok(k(&[
+        "-n",
+        "shop",
+        "get",
+        "cm",
+        "cfg",
+        "-o",
+        "jsonpath={.data}",
+    ]));
+    assert_eq!(data, r#"{"color":"red","shape":"round"}"#);
+    let broken = r#"[{"op":"remove","path":"/data/nothing"}]"#;
+    let bad = fails(k(&[
+        "-n",
+        "shop",
+        "patch",
+        "cm",
+        "cfg",
+        "--type=json",
+        "-p",
+        broken,
+    ]));
+    assert!(bad.contains("could not be applied"), "{bad}");
+
+    // dry-run=server answers as if it wrote, and writes nothing.
+    ok(k(&[
+        "-n",
+        "shop",
+        "create",
+        "configmap",
+        "ghost",
+        "--dry-run=server",
+    ]));
+    assert!(fails(k(&["-n", "shop", "get", "cm", "ghost"])).contains("NotFound"));
+
+    let deleted = ok(k(&["-n", "shop", "delete", "configmap", "cfg"]));
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let gone = fails(k(&["-n", "shop", "get", "configmap", "cfg"]));
+    assert!(gone.contains(r#"configmaps "cfg" not found"#), "{gone}");
+    assert!(fails(k(&["-n", "nowhere", "create", "configmap", "x"]))
+        .contains(r#"namespaces "nowhere" not found"#));
+}
+
+#[test]
+fn invalid_objects_are_refused_with_field_causes() {
+    let server = server();
+    let bad_name = fails(server.kubectl(JSON_KUBECTL, &["create", "configmap", "Bad_Name"]));
+    assert!(
+        bad_name.contains("ConfigMap \"Bad_Name\" is invalid: metadata.name"),
+        "{bad_name}"
+    );
+    let wrong_kind = fails(server.kubectl_stdin(
+        JSON_KUBECTL,
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps",
+            "-f",
+            "-",
+        ],
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#,
+    ));
+    assert!(
+        wrong_kind.contains("does not match the expected kind"),
+        "{wrong_kind}"
+    );
+}
+
+#[test]
+fn a_stale_update_is_a_conflict() {
+    let server = server();
+    ok(server.kubectl(
+        JSON_KUBECTL,
+        &["create", "configmap", "cfg", "--from-literal=a=1"],
+    ));
+    let original = ok(server.kubectl(None, &["get", "cm", "cfg", "-o", "json"]));
+    ok(server.kubectl(JSON_KUBECTL, &["label", "cm", "cfg", "changed=yes"]));
+    let stale = fails(server.kubectl_stdin(
+        JSON_KUBECTL,
+        &["replace", "--validate=false", "-f", "-"],
+        &original,
+    ));
+    assert!(stale.contains("the object has been modified"), "{stale}");
+}
+
+#[test]
+fn requests_without_credentials_are_refused() {
+    let server = server();
+    // kubectl without credentials asks for a password before it sends anything, so ask as a plain HTTPS client.
+    let anonymous = anonymous_get(&server, "/api/v1/namespaces");
+    assert!(anonymous.starts_with("401 "), "{anonymous}");
+    assert!(
+        anonymous.contains(r#""reason":"Unauthorized""#),
+        "{anonymous}"
+    );
+    let wrong_token = stderr(&bare_kubectl(&server, &["--token", "nope", "get", "ns"]));
+    assert!(
+        wrong_token.contains("You must be logged in to the server"),
+        "{wrong_token}"
+    );
+    // Health and version are public.
+    let version = anonymous_get(&server, "/version");
+    assert!(
+        version.starts_with("200 ") && version.contains(r#""minor":"33""#),
+        "{version}"
+    );
+    assert_eq!(anonymous_get(&server, "/readyz"), "200 ok");
+}
+
+#[test]
+fn a_token_from_the_token_file_authenticates() {
+    let dir = tempfile::Builder::new()
+        .prefix("k8rs-tokens-")
+        .tempdir()
+        .unwrap();
+    let file = dir.path().join("tokens.csv");
+    std::fs::write(&file, "s3cret,alice,1001,\"dev\"\n").unwrap();
+    let server = Server::start(
+        env!("CARGO_BIN_EXE_k8rs").as_ref(),
+        &["--token-auth-file", file.to_str().unwrap()],
+    );
+    let out = bare_kubectl(&server, &["--token", "s3cret", "get", "ns", "-o", "name"]);
+    assert!(
+        stdout(&out).contains("namespace/default"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn kubectl_get_watch_streams_new_objects() {
+    let server = server();
+    let mut watch = Command::new(testkit::kubectl_path(None))
+        .args(["get", "configmaps", "--watch", "--output", "name"])
+        .env("KUBECONFIG", server.kubeconfig())
+        .env("HOME", server.data_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Create until the watch reports one: the watch may start after the first create.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = false;
+    let mut n = 0;
+    while !seen && Instant::now() < deadline {
+        ok(server.kubectl(
+            JSON_KUBECTL,
+            &["create", "configmap", &format!("watched-{n}")],
+        ));
+        n += 1;
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            seen |= line.starts_with("configmap/watched-");
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(seen, "kubectl get --watch never showed a new configmap");
+}
+
+#[test]
+fn a_restarted_server_keeps_its_objects_and_certificates() {
+    let mut server = server();
+    ok(server.kubectl(
+        JSON_KUBECTL,
+        &["create", "configmap", "kept", "--from-literal=a=1"],
+    ));
+    let ca = std::fs::read(server.data_dir().join("server/tls/ca.crt")).unwrap();
+    server.restart();
+    assert_eq!(
+        std::fs::read(server.data_dir().join("server/tls/ca.crt")).unwrap(),
+        ca
+    );
+    assert_eq!(
+        ok(server.kubectl(None, &["get", "cm", "kept", "-o", "jsonpath={.data.a}"])),
+        "1"
+    );
+}
+
+const MANIFEST: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: web
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: site
+  namespace: web
+data:
+  index: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: front
+  namespace: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: front}
+  template:
+    metadata:
+      labels: {app: front}
+    spec:
+      containers:
+      - name: app
+        image: nginx
+";
+
+#[test]
+fn apply_creates_a_multi_document_manifest_with_strict_validation() {
+    let server = server();
+    // kubectl's default --validate=strict finds fieldValidation on the patch operation in /openapi/v3.
+    let applied = ok(server.kubectl_stdin(JSON_KUBECTL, &["apply", "-f", "-"], MANIFEST));
+    for line in ["namespace/web created", "configmap/site created", "deployment.apps/front created"] {
+        assert!(applied.contains(line), "{applied}");
+    }
+    let again = ok(server.kubectl_stdin(None, &["apply", "-f", "-"], MANIFEST));
+    assert!(again.contains("deployment.apps/front unchanged"), "{again}");
+    let all = ok(server.kubectl(None, &["get", "all", "-n", "web", "-o", "name"]));
+    assert_eq!(all.trim(), "deployment.apps/front");
+    let generation = ok(server.kubectl(None, &["-n", "web", "get", "deploy", "front", "-o", "jsonpath={.metadata.generation}"]));
+    assert_eq!(generation, "1");
+    let applied_config = ok(server.kubectl(None, &["-n", "web", "get", "cm", "site", "-o", "yaml"]));
+    assert!(applied_config.contains("kubectl.kubernetes.io/last-applied-configuration"), "{applied_config}");
+}
