@@ -76,24 +76,18 @@ impl Resource {
 
 /// The resource with this plural name in this group version.
 pub fn find(group: &str, version: &str, name: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.name == name)
+    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.name == name)
 }
 
 /// The resource serving this kind in this group version.
 pub fn find_kind(group: &str, version: &str, kind: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.kind == kind)
+    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
 /// The resources of one group version, sorted by name.
 pub fn resources_in(group: &str, version: &str) -> impl Iterator<Item = &'static Resource> {
-    let mut resources: Vec<&'static Resource> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let mut resources: Vec<&'static Resource> =
+        RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
     resources.sort_by_key(|r| r.name);
     resources.into_iter()
 }
@@ -127,16 +121,7 @@ const fn group(name: &'static str, versions: &'static [&'static str]) -> Group {
 }
 
 // Verb sets.
-const ALL: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const ALL: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 /// Status, scale, approval, ephemeralcontainers and resize subresources.
 const ST: &[&str] = &["get", "patch", "update"];
 /// Proxy subresources.
@@ -193,14 +178,8 @@ const POD_FIELDS: &[&str] = &[
 const NODE_FIELDS: &[&str] = &["metadata.name", "spec.unschedulable"];
 const NAMESPACE_FIELDS: &[&str] = &["metadata.name", "status.phase"];
 const SECRET_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "type"];
-const SERVICE_FIELDS: &[&str] = &[
-    "metadata.name",
-    "metadata.namespace",
-    "spec.clusterIP",
-    "spec.type",
-];
-const REPLICATION_CONTROLLER_FIELDS: &[&str] =
-    &["metadata.name", "metadata.namespace", "status.replicas"];
+const SERVICE_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"];
+const REPLICATION_CONTROLLER_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "status.replicas"];
 const CORE_EVENT_FIELDS: &[&str] = &[
     "metadata.name",
     "metadata.namespace",
@@ -268,13 +247,7 @@ const fn sub(
     kind: &'static str,
     verbs: &'static [&'static str],
 ) -> Subresource {
-    Subresource {
-        name,
-        group,
-        version,
-        kind,
-        verbs,
-    }
+    Subresource { name, group, version, kind, verbs }
 }
 
 /// The `status` subresource, which responds with the parent kind.
@@ -291,74 +264,29 @@ pub static RESOURCES: &[Resource] = &[
     Resource {
         short_names: &["cs"],
         deprecation: Some("v1 ComponentStatus is deprecated in v1.19+"),
-        ..resource(
-            CORE,
-            "componentstatuses",
-            "componentstatus",
-            "ComponentStatus",
-            CLUSTER,
-            &["get", "list"],
-            None,
-        )
+        ..resource(CORE, "componentstatuses", "componentstatus", "ComponentStatus", CLUSTER, &["get", "list"], None)
     },
     Resource {
         short_names: &["cm"],
-        ..resource(
-            CORE,
-            "configmaps",
-            "configmap",
-            "ConfigMap",
-            NAMESPACED,
-            ALL,
-            Some("qFsyl6wFWjQ="),
-        )
+        ..resource(CORE, "configmaps", "configmap", "ConfigMap", NAMESPACED, ALL, Some("qFsyl6wFWjQ="))
     },
     Resource {
         short_names: &["ep"],
-        deprecation: Some(
-            "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
-        ),
-        ..resource(
-            CORE,
-            "endpoints",
-            "endpoints",
-            "Endpoints",
-            NAMESPACED,
-            ALL,
-            Some("fWeeMqaN/OA="),
-        )
+        deprecation: Some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"),
+        ..resource(CORE, "endpoints", "endpoints", "Endpoints", NAMESPACED, ALL, Some("fWeeMqaN/OA="))
     },
     Resource {
         short_names: &["ev"],
         field_selectors: CORE_EVENT_FIELDS,
-        ..resource(
-            CORE,
-            "events",
-            "event",
-            "Event",
-            NAMESPACED,
-            ALL,
-            Some("r2yiGXH7wu8="),
-        )
+        ..resource(CORE, "events", "event", "Event", NAMESPACED, ALL, Some("r2yiGXH7wu8="))
     },
     Resource {
         short_names: &["limits"],
-        ..resource(
-            CORE,
-            "limitranges",
-            "limitrange",
-            "LimitRange",
-            NAMESPACED,
-            ALL,
-            Some("EBKMFVe6cwo="),
-        )
+        ..resource(CORE, "limitranges", "limitrange", "LimitRange", NAMESPACED, ALL, Some("EBKMFVe6cwo="))
     },
     Resource {
         short_names: &["ns"],
-        subresources: &[
-            sub("finalize", CORE, "Namespace", &["update"]),
-            status(CORE, "Namespace"),
-        ],
+        subresources: &[sub("finalize", CORE, "Namespace", &["update"]), status(CORE, "Namespace")],
         field_selectors: NAMESPACE_FIELDS,
         ..resource(
             CORE,
@@ -366,28 +294,15 @@ pub static RESOURCES: &[Resource] = &[
             "namespace",
             "Namespace",
             CLUSTER,
-            &[
-                "create", "delete", "get", "list", "patch", "update", "watch",
-            ],
+            &["create", "delete", "get", "list", "patch", "update", "watch"],
             Some("Q3oi5N2YM8M="),
         )
     },
     Resource {
         short_names: &["no"],
-        subresources: &[
-            sub("proxy", CORE, "NodeProxyOptions", PX),
-            status(CORE, "Node"),
-        ],
+        subresources: &[sub("proxy", CORE, "NodeProxyOptions", PX), status(CORE, "Node")],
         field_selectors: NODE_FIELDS,
-        ..resource(
-            CORE,
-            "nodes",
-            "node",
-            "Node",
-            CLUSTER,
-            ALL,
-            Some("XwShjMxG9Fs="),
-        )
+        ..resource(CORE, "nodes", "node", "Node", CLUSTER, ALL, Some("XwShjMxG9Fs="))
     },
     Resource {
         short_names: &["pvc"],
@@ -425,37 +340,16 @@ pub static RESOURCES: &[Resource] = &[
             sub("eviction", POLICY, "Eviction", C),
             sub("exec", CORE, "PodExecOptions", &["create", "get"]),
             sub("log", CORE, "Pod", &["get"]),
-            sub(
-                "portforward",
-                CORE,
-                "PodPortForwardOptions",
-                &["create", "get"],
-            ),
+            sub("portforward", CORE, "PodPortForwardOptions", &["create", "get"]),
             sub("proxy", CORE, "PodProxyOptions", PX),
             // Served while the InPlacePodVerticalScaling gate is on: beta and on by default in 1.33.
             sub("resize", CORE, "Pod", ST),
             status(CORE, "Pod"),
         ],
         field_selectors: POD_FIELDS,
-        ..resource(
-            CORE,
-            "pods",
-            "pod",
-            "Pod",
-            NAMESPACED,
-            ALL,
-            Some("xPOwRZ+Yhw8="),
-        )
+        ..resource(CORE, "pods", "pod", "Pod", NAMESPACED, ALL, Some("xPOwRZ+Yhw8="))
     },
-    resource(
-        CORE,
-        "podtemplates",
-        "podtemplate",
-        "PodTemplate",
-        NAMESPACED,
-        ALL,
-        Some("LIXB2x4IFpk="),
-    ),
+    resource(CORE, "podtemplates", "podtemplate", "PodTemplate", NAMESPACED, ALL, Some("LIXB2x4IFpk=")),
     Resource {
         short_names: &["rc"],
         categories: CAT_ALL,
@@ -474,58 +368,23 @@ pub static RESOURCES: &[Resource] = &[
     Resource {
         short_names: &["quota"],
         subresources: &[status(CORE, "ResourceQuota")],
-        ..resource(
-            CORE,
-            "resourcequotas",
-            "resourcequota",
-            "ResourceQuota",
-            NAMESPACED,
-            ALL,
-            Some("8uhSgffRX6w="),
-        )
+        ..resource(CORE, "resourcequotas", "resourcequota", "ResourceQuota", NAMESPACED, ALL, Some("8uhSgffRX6w="))
     },
     Resource {
         field_selectors: SECRET_FIELDS,
-        ..resource(
-            CORE,
-            "secrets",
-            "secret",
-            "Secret",
-            NAMESPACED,
-            ALL,
-            Some("S6u1pOWzb84="),
-        )
+        ..resource(CORE, "secrets", "secret", "Secret", NAMESPACED, ALL, Some("S6u1pOWzb84="))
     },
     Resource {
         short_names: &["sa"],
         subresources: &[sub("token", AUTHENTICATION, "TokenRequest", C)],
-        ..resource(
-            CORE,
-            "serviceaccounts",
-            "serviceaccount",
-            "ServiceAccount",
-            NAMESPACED,
-            ALL,
-            Some("pbx9ZvyFpBE="),
-        )
+        ..resource(CORE, "serviceaccounts", "serviceaccount", "ServiceAccount", NAMESPACED, ALL, Some("pbx9ZvyFpBE="))
     },
     Resource {
         short_names: &["svc"],
         categories: CAT_ALL,
-        subresources: &[
-            sub("proxy", CORE, "ServiceProxyOptions", PX),
-            status(CORE, "Service"),
-        ],
+        subresources: &[sub("proxy", CORE, "ServiceProxyOptions", PX), status(CORE, "Service")],
         field_selectors: SERVICE_FIELDS,
-        ..resource(
-            CORE,
-            "services",
-            "service",
-            "Service",
-            NAMESPACED,
-            ALL,
-            Some("0/CO1lhkEBI="),
-        )
+        ..resource(CORE, "services", "service", "Service", NAMESPACED, ALL, Some("0/CO1lhkEBI="))
     },
     // apps/v1.
     resource(
@@ -541,91 +400,35 @@ pub static RESOURCES: &[Resource] = &[
         short_names: &["ds"],
         categories: CAT_ALL,
         subresources: &[status(APPS, "DaemonSet")],
-        ..resource(
-            APPS,
-            "daemonsets",
-            "daemonset",
-            "DaemonSet",
-            NAMESPACED,
-            ALL,
-            Some("dd7pWHUlMKQ="),
-        )
+        ..resource(APPS, "daemonsets", "daemonset", "DaemonSet", NAMESPACED, ALL, Some("dd7pWHUlMKQ="))
     },
     Resource {
         short_names: &["deploy"],
         categories: CAT_ALL,
         subresources: &[SCALE, status(APPS, "Deployment")],
-        ..resource(
-            APPS,
-            "deployments",
-            "deployment",
-            "Deployment",
-            NAMESPACED,
-            ALL,
-            Some("8aSe+NMegvE="),
-        )
+        ..resource(APPS, "deployments", "deployment", "Deployment", NAMESPACED, ALL, Some("8aSe+NMegvE="))
     },
     Resource {
         short_names: &["rs"],
         categories: CAT_ALL,
         subresources: &[SCALE, status(APPS, "ReplicaSet")],
-        ..resource(
-            APPS,
-            "replicasets",
-            "replicaset",
-            "ReplicaSet",
-            NAMESPACED,
-            ALL,
-            Some("P1RzHs8/mWQ="),
-        )
+        ..resource(APPS, "replicasets", "replicaset", "ReplicaSet", NAMESPACED, ALL, Some("P1RzHs8/mWQ="))
     },
     Resource {
         short_names: &["sts"],
         categories: CAT_ALL,
         subresources: &[SCALE, status(APPS, "StatefulSet")],
-        ..resource(
-            APPS,
-            "statefulsets",
-            "statefulset",
-            "StatefulSet",
-            NAMESPACED,
-            ALL,
-            Some("H+vl74LkKdo="),
-        )
+        ..resource(APPS, "statefulsets", "statefulset", "StatefulSet", NAMESPACED, ALL, Some("H+vl74LkKdo="))
     },
     // events.k8s.io/v1.
     Resource {
         short_names: &["ev"],
         field_selectors: EVENTS_EVENT_FIELDS,
-        ..resource(
-            EVENTS,
-            "events",
-            "event",
-            "Event",
-            NAMESPACED,
-            ALL,
-            Some("r2yiGXH7wu8="),
-        )
+        ..resource(EVENTS, "events", "event", "Event", NAMESPACED, ALL, Some("r2yiGXH7wu8="))
     },
     // authentication.k8s.io/v1.
-    resource(
-        AUTHENTICATION,
-        "selfsubjectreviews",
-        "selfsubjectreview",
-        "SelfSubjectReview",
-        CLUSTER,
-        C,
-        None,
-    ),
-    resource(
-        AUTHENTICATION,
-        "tokenreviews",
-        "tokenreview",
-        "TokenReview",
-        CLUSTER,
-        C,
-        None,
-    ),
+    resource(AUTHENTICATION, "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview", CLUSTER, C, None),
+    resource(AUTHENTICATION, "tokenreviews", "tokenreview", "TokenReview", CLUSTER, C, None),
     // authorization.k8s.io/v1.
     resource(
         AUTHORIZATION,
@@ -654,15 +457,7 @@ pub static RESOURCES: &[Resource] = &[
         C,
         None,
     ),
-    resource(
-        AUTHORIZATION,
-        "subjectaccessreviews",
-        "subjectaccessreview",
-        "SubjectAccessReview",
-        CLUSTER,
-        C,
-        None,
-    ),
+    resource(AUTHORIZATION, "subjectaccessreviews", "subjectaccessreview", "SubjectAccessReview", CLUSTER, C, None),
     // autoscaling/v2 and v1 serve the same stored object, hence the same hash.
     Resource {
         short_names: &["hpa"],
@@ -697,29 +492,13 @@ pub static RESOURCES: &[Resource] = &[
         short_names: &["cj"],
         categories: CAT_ALL,
         subresources: &[status(BATCH, "CronJob")],
-        ..resource(
-            BATCH,
-            "cronjobs",
-            "cronjob",
-            "CronJob",
-            NAMESPACED,
-            ALL,
-            Some("sd5LIXh4Fjs="),
-        )
+        ..resource(BATCH, "cronjobs", "cronjob", "CronJob", NAMESPACED, ALL, Some("sd5LIXh4Fjs="))
     },
     Resource {
         categories: CAT_ALL,
         subresources: &[status(BATCH, "Job")],
         field_selectors: JOB_FIELDS,
-        ..resource(
-            BATCH,
-            "jobs",
-            "job",
-            "Job",
-            NAMESPACED,
-            ALL,
-            Some("mudhfqk/qZY="),
-        )
+        ..resource(BATCH, "jobs", "job", "Job", NAMESPACED, ALL, Some("mudhfqk/qZY="))
     },
     // certificates.k8s.io/v1.
     Resource {
@@ -740,40 +519,16 @@ pub static RESOURCES: &[Resource] = &[
         )
     },
     // networking.k8s.io/v1.
-    resource(
-        NETWORKING,
-        "ingressclasses",
-        "ingressclass",
-        "IngressClass",
-        CLUSTER,
-        ALL,
-        Some("l/iqIbDgFyQ="),
-    ),
+    resource(NETWORKING, "ingressclasses", "ingressclass", "IngressClass", CLUSTER, ALL, Some("l/iqIbDgFyQ=")),
     Resource {
         short_names: &["ing"],
         subresources: &[status(NETWORKING, "Ingress")],
-        ..resource(
-            NETWORKING,
-            "ingresses",
-            "ingress",
-            "Ingress",
-            NAMESPACED,
-            ALL,
-            Some("39NQlfNR+bo="),
-        )
+        ..resource(NETWORKING, "ingresses", "ingress", "Ingress", NAMESPACED, ALL, Some("39NQlfNR+bo="))
     },
     // Stored as networking.k8s.io/v1beta1 in 1.33.
     Resource {
         short_names: &["ip"],
-        ..resource(
-            NETWORKING,
-            "ipaddresses",
-            "ipaddress",
-            "IPAddress",
-            CLUSTER,
-            ALL,
-            Some("O4H8VxQhW5Y="),
-        )
+        ..resource(NETWORKING, "ipaddresses", "ipaddress", "IPAddress", CLUSTER, ALL, Some("O4H8VxQhW5Y="))
     },
     Resource {
         short_names: &["netpol"],
@@ -790,15 +545,7 @@ pub static RESOURCES: &[Resource] = &[
     // Stored as networking.k8s.io/v1beta1 in 1.33.
     Resource {
         subresources: &[status(NETWORKING, "ServiceCIDR")],
-        ..resource(
-            NETWORKING,
-            "servicecidrs",
-            "servicecidr",
-            "ServiceCIDR",
-            CLUSTER,
-            ALL,
-            Some("8ufAXOnr3Yg="),
-        )
+        ..resource(NETWORKING, "servicecidrs", "servicecidr", "ServiceCIDR", CLUSTER, ALL, Some("8ufAXOnr3Yg="))
     },
     // policy/v1.
     Resource {
@@ -824,52 +571,12 @@ pub static RESOURCES: &[Resource] = &[
         ALL,
         Some("48tpQ8gZHFc="),
     ),
-    resource(
-        RBAC,
-        "clusterroles",
-        "clusterrole",
-        "ClusterRole",
-        CLUSTER,
-        ALL,
-        Some("bYE5ZWDrJ44="),
-    ),
-    resource(
-        RBAC,
-        "rolebindings",
-        "rolebinding",
-        "RoleBinding",
-        NAMESPACED,
-        ALL,
-        Some("eGsCzGH6b1g="),
-    ),
-    resource(
-        RBAC,
-        "roles",
-        "role",
-        "Role",
-        NAMESPACED,
-        ALL,
-        Some("7FuwZcIIItM="),
-    ),
+    resource(RBAC, "clusterroles", "clusterrole", "ClusterRole", CLUSTER, ALL, Some("bYE5ZWDrJ44=")),
+    resource(RBAC, "rolebindings", "rolebinding", "RoleBinding", NAMESPACED, ALL, Some("eGsCzGH6b1g=")),
+    resource(RBAC, "roles", "role", "Role", NAMESPACED, ALL, Some("7FuwZcIIItM=")),
     // storage.k8s.io/v1.
-    resource(
-        STORAGE,
-        "csidrivers",
-        "csidriver",
-        "CSIDriver",
-        CLUSTER,
-        ALL,
-        Some("hL6j/rwBV5w="),
-    ),
-    resource(
-        STORAGE,
-        "csinodes",
-        "csinode",
-        "CSINode",
-        CLUSTER,
-        ALL,
-        Some("Pe62DkZtjuo="),
-    ),
+    resource(STORAGE, "csidrivers", "csidriver", "CSIDriver", CLUSTER, ALL, Some("hL6j/rwBV5w=")),
+    resource(STORAGE, "csinodes", "csinode", "CSINode", CLUSTER, ALL, Some("Pe62DkZtjuo=")),
     resource(
         STORAGE,
         "csistoragecapacities",
@@ -881,15 +588,7 @@ pub static RESOURCES: &[Resource] = &[
     ),
     Resource {
         short_names: &["sc"],
-        ..resource(
-            STORAGE,
-            "storageclasses",
-            "storageclass",
-            "StorageClass",
-            CLUSTER,
-            ALL,
-            Some("K+m6uJwbjGY="),
-        )
+        ..resource(STORAGE, "storageclasses", "storageclass", "StorageClass", CLUSTER, ALL, Some("K+m6uJwbjGY="))
     },
     Resource {
         subresources: &[status(STORAGE, "VolumeAttachment")],
@@ -970,58 +669,18 @@ pub static RESOURCES: &[Resource] = &[
     // scheduling.k8s.io/v1.
     Resource {
         short_names: &["pc"],
-        ..resource(
-            SCHEDULING,
-            "priorityclasses",
-            "priorityclass",
-            "PriorityClass",
-            CLUSTER,
-            ALL,
-            Some("1QwjyaZjj3Y="),
-        )
+        ..resource(SCHEDULING, "priorityclasses", "priorityclass", "PriorityClass", CLUSTER, ALL, Some("1QwjyaZjj3Y="))
     },
     // coordination.k8s.io/v1.
-    resource(
-        COORDINATION,
-        "leases",
-        "lease",
-        "Lease",
-        NAMESPACED,
-        ALL,
-        Some("gqkMMb/YqFM="),
-    ),
+    resource(COORDINATION, "leases", "lease", "Lease", NAMESPACED, ALL, Some("gqkMMb/YqFM=")),
     // node.k8s.io/v1.
-    resource(
-        NODE,
-        "runtimeclasses",
-        "runtimeclass",
-        "RuntimeClass",
-        CLUSTER,
-        ALL,
-        Some("WQTu1GL3T2Q="),
-    ),
+    resource(NODE, "runtimeclasses", "runtimeclass", "RuntimeClass", CLUSTER, ALL, Some("WQTu1GL3T2Q=")),
     // discovery.k8s.io/v1.
-    resource(
-        DISCOVERY,
-        "endpointslices",
-        "endpointslice",
-        "EndpointSlice",
-        NAMESPACED,
-        ALL,
-        Some("qgS0xkrxYAI="),
-    ),
+    resource(DISCOVERY, "endpointslices", "endpointslice", "EndpointSlice", NAMESPACED, ALL, Some("qgS0xkrxYAI=")),
     // flowcontrol.apiserver.k8s.io/v1.
     Resource {
         subresources: &[status(FLOWCONTROL, "FlowSchema")],
-        ..resource(
-            FLOWCONTROL,
-            "flowschemas",
-            "flowschema",
-            "FlowSchema",
-            CLUSTER,
-            ALL,
-            Some("GJVAJZSZBIw="),
-        )
+        ..resource(FLOWCONTROL, "flowschemas", "flowschema", "FlowSchema", CLUSTER, ALL, Some("GJVAJZSZBIw="))
     },
     Resource {
         subresources: &[status(FLOWCONTROL, "PriorityLevelConfiguration")],
@@ -1039,15 +698,7 @@ pub static RESOURCES: &[Resource] = &[
     Resource {
         categories: CAT_API_EXTENSIONS,
         subresources: &[status(APIREGISTRATION, "APIService")],
-        ..resource(
-            APIREGISTRATION,
-            "apiservices",
-            "apiservice",
-            "APIService",
-            CLUSTER,
-            ALL,
-            Some("InPBPD7+PqM="),
-        )
+        ..resource(APIREGISTRATION, "apiservices", "apiservice", "APIService", CLUSTER, ALL, Some("InPBPD7+PqM="))
     },
 ];
 
@@ -1057,8 +708,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn get(group: &str, version: &str, name: &str) -> &'static Resource {
-        find(group, version, name)
-            .unwrap_or_else(|| panic!("{group}/{version} {name} is not registered"))
+        find(group, version, name).unwrap_or_else(|| panic!("{group}/{version} {name} is not registered"))
     }
 
     #[test]
@@ -1070,75 +720,40 @@ mod tests {
         assert_eq!(pods.short_names, ["po"]);
         assert_eq!(pods.categories, ["all"]);
         assert_eq!(pods.group_version(), "v1");
-        for name in [
-            "log",
-            "exec",
-            "status",
-            "eviction",
-            "resize",
-            "ephemeralcontainers",
-        ] {
+        for name in ["log", "exec", "status", "eviction", "resize", "ephemeralcontainers"] {
             assert!(pods.subresource(name).is_some(), "pods/{name} missing");
         }
         assert!(pods.subresource("checkpoint").is_none());
 
         let eviction = pods.subresource("eviction").unwrap();
-        assert_eq!(
-            (eviction.group, eviction.version, eviction.kind),
-            ("policy", "v1", "Eviction")
-        );
+        assert_eq!((eviction.group, eviction.version, eviction.kind), ("policy", "v1", "Eviction"));
         assert_eq!(eviction.verbs, ["create"]);
 
         let status = pods.subresource("status").unwrap();
-        assert_eq!(
-            (status.group, status.version, status.kind),
-            ("", "v1", "Pod")
-        );
+        assert_eq!((status.group, status.version, status.kind), ("", "v1", "Pod"));
         assert_eq!(status.verbs, ["get", "patch", "update"]);
 
         assert_eq!(pods.subresource("log").unwrap().verbs, ["get"]);
         assert_eq!(pods.subresource("exec").unwrap().kind, "PodExecOptions");
-        assert_eq!(
-            pods.subresource("proxy").unwrap().verbs,
-            ["create", "delete", "get", "patch", "update"]
-        );
+        assert_eq!(pods.subresource("proxy").unwrap().verbs, ["create", "delete", "get", "patch", "update"]);
     }
 
     #[test]
     fn scale_and_token_respond_with_other_groups_kinds() {
-        for (group, name) in [
-            ("apps", "deployments"),
-            ("apps", "replicasets"),
-            ("apps", "statefulsets"),
-            ("", "replicationcontrollers"),
-        ] {
+        for (group, name) in
+            [("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"), ("", "replicationcontrollers")]
+        {
             let scale = get(group, "v1", name).subresource("scale").unwrap();
-            assert_eq!(
-                (scale.group, scale.version, scale.kind),
-                ("autoscaling", "v1", "Scale"),
-                "{name}/scale"
-            );
+            assert_eq!((scale.group, scale.version, scale.kind), ("autoscaling", "v1", "Scale"), "{name}/scale");
             assert_eq!(scale.verbs, ["get", "patch", "update"]);
         }
-        assert!(get("apps", "v1", "daemonsets")
-            .subresource("scale")
-            .is_none());
+        assert!(get("apps", "v1", "daemonsets").subresource("scale").is_none());
 
-        let status = get("apps", "v1", "deployments")
-            .subresource("status")
-            .unwrap();
-        assert_eq!(
-            (status.group, status.version, status.kind),
-            ("apps", "v1", "Deployment")
-        );
+        let status = get("apps", "v1", "deployments").subresource("status").unwrap();
+        assert_eq!((status.group, status.version, status.kind), ("apps", "v1", "Deployment"));
 
-        let token = get("", "v1", "serviceaccounts")
-            .subresource("token")
-            .unwrap();
-        assert_eq!(
-            (token.group, token.version, token.kind),
-            ("authentication.k8s.io", "v1", "TokenRequest")
-        );
+        let token = get("", "v1", "serviceaccounts").subresource("token").unwrap();
+        assert_eq!((token.group, token.version, token.kind), ("authentication.k8s.io", "v1", "TokenRequest"));
     }
 
     #[test]
@@ -1149,19 +764,12 @@ mod tests {
         assert!(get("", "v1", "nodes").has_verb("deletecollection"));
         assert_eq!(get("", "v1", "componentstatuses").verbs, ["get", "list"]);
         assert_eq!(get("", "v1", "bindings").verbs, ["create"]);
-        assert_eq!(
-            get("authorization.k8s.io", "v1", "subjectaccessreviews").verbs,
-            ["create"]
-        );
+        assert_eq!(get("authorization.k8s.io", "v1", "subjectaccessreviews").verbs, ["create"]);
     }
 
     #[test]
     fn verbs_are_known_and_in_canonical_order() {
-        let rank = |verb: &str| {
-            ALL.iter()
-                .position(|v| *v == verb)
-                .unwrap_or_else(|| panic!("unknown verb {verb}"))
-        };
+        let rank = |verb: &str| ALL.iter().position(|v| *v == verb).unwrap_or_else(|| panic!("unknown verb {verb}"));
         let check = |what: String, verbs: &[&str]| {
             assert!(!verbs.is_empty(), "{what} has no verbs");
             let ranks: Vec<usize> = verbs.iter().map(|v| rank(v)).collect();
@@ -1177,11 +785,8 @@ mod tests {
 
     #[test]
     fn category_all_has_exactly_ten_members() {
-        let members: BTreeSet<&str> = RESOURCES
-            .iter()
-            .filter(|r| r.categories.contains(&"all"))
-            .map(|r| r.name)
-            .collect();
+        let members: BTreeSet<&str> =
+            RESOURCES.iter().filter(|r| r.categories.contains(&"all")).map(|r| r.name).collect();
         let expected: BTreeSet<&str> = [
             "pods",
             "replicationcontrollers",
@@ -1201,11 +806,8 @@ mod tests {
 
     #[test]
     fn category_api_extensions() {
-        let members: BTreeSet<&str> = RESOURCES
-            .iter()
-            .filter(|r| r.categories.contains(&"api-extensions"))
-            .map(|r| r.name)
-            .collect();
+        let members: BTreeSet<&str> =
+            RESOURCES.iter().filter(|r| r.categories.contains(&"api-extensions")).map(|r| r.name).collect();
         let expected: BTreeSet<&str> = [
             "customresourcedefinitions",
             "apiservices",
@@ -1253,11 +855,7 @@ mod tests {
         // Every group version serves something.
         for g in GROUPS {
             for v in g.versions {
-                assert!(
-                    resources_in(g.name, v).next().is_some(),
-                    "{}/{v} is empty",
-                    g.name
-                );
+                assert!(resources_in(g.name, v).next().is_some(), "{}/{v} is empty", g.name);
             }
         }
     }
@@ -1280,16 +878,8 @@ mod tests {
         let mut names = BTreeSet::new();
         let mut kinds = BTreeSet::new();
         for r in RESOURCES {
-            assert!(
-                names.insert((r.group, r.version, r.name)),
-                "{} twice",
-                r.name
-            );
-            assert!(
-                kinds.insert((r.group, r.version, r.kind)),
-                "{} twice",
-                r.kind
-            );
+            assert!(names.insert((r.group, r.version, r.name)), "{} twice", r.name);
+            assert!(kinds.insert((r.group, r.version, r.kind)), "{} twice", r.kind);
             let subs: BTreeSet<&str> = r.subresources.iter().map(|s| s.name).collect();
             assert_eq!(subs.len(), r.subresources.len(), "{} subresources", r.name);
         }
@@ -1302,35 +892,19 @@ mod tests {
         assert_eq!(core.len(), 17);
         assert!(core.windows(2).all(|w| w[0] < w[1]));
         let apps: Vec<&str> = resources_in("apps", "v1").map(|r| r.name).collect();
-        assert_eq!(
-            apps,
-            [
-                "controllerrevisions",
-                "daemonsets",
-                "deployments",
-                "replicasets",
-                "statefulsets"
-            ]
-        );
+        assert_eq!(apps, ["controllerrevisions", "daemonsets", "deployments", "replicasets", "statefulsets"]);
     }
 
     #[test]
     fn subresources_are_sorted() {
         for r in RESOURCES {
-            assert!(
-                r.subresources.windows(2).all(|w| w[0].name < w[1].name),
-                "{} subresources are not sorted",
-                r.name
-            );
+            assert!(r.subresources.windows(2).all(|w| w[0].name < w[1].name), "{} subresources are not sorted", r.name);
         }
     }
 
     #[test]
     fn storage_version_hashes() {
-        assert_eq!(
-            get("", "v1", "configmaps").storage_version_hash,
-            Some("qFsyl6wFWjQ=")
-        );
+        assert_eq!(get("", "v1", "configmaps").storage_version_hash, Some("qFsyl6wFWjQ="));
         assert_eq!(
             get("events.k8s.io", "v1", "events").storage_version_hash,
             get("", "v1", "events").storage_version_hash
@@ -1340,9 +914,7 @@ mod tests {
             Some("jfWCUB31mvA=")
         );
         for r in RESOURCES {
-            let unhashed = r.name == "bindings"
-                || r.name == "componentstatuses"
-                || r.name.ends_with("reviews");
+            let unhashed = r.name == "bindings" || r.name == "componentstatuses" || r.name.ends_with("reviews");
             assert_eq!(r.storage_version_hash.is_none(), unhashed, "{}", r.name);
         }
     }
@@ -1352,13 +924,8 @@ mod tests {
         let nodes = get("", "v1", "nodes");
         assert!(!nodes.field_selectors.contains(&"metadata.namespace"));
         assert!(nodes.field_selectors.contains(&"spec.unschedulable"));
-        for (group, name) in [
-            ("", "namespaces"),
-            ("certificates.k8s.io", "certificatesigningrequests"),
-        ] {
-            assert!(!get(group, "v1", name)
-                .field_selectors
-                .contains(&"metadata.namespace"));
+        for (group, name) in [("", "namespaces"), ("certificates.k8s.io", "certificatesigningrequests")] {
+            assert!(!get(group, "v1", name).field_selectors.contains(&"metadata.namespace"));
         }
 
         let pods = get("", "v1", "pods");
@@ -1368,14 +935,8 @@ mod tests {
         assert!(!pods.field_selectors.contains(&"spec.host"));
 
         // apps/v1 registers no conversion for ReplicaSet's status.replicas.
-        assert_eq!(
-            get("apps", "v1", "replicasets").field_selectors,
-            ["metadata.name", "metadata.namespace"]
-        );
-        assert_eq!(
-            get("", "v1", "configmaps").field_selectors,
-            ["metadata.name", "metadata.namespace"]
-        );
+        assert_eq!(get("apps", "v1", "replicasets").field_selectors, ["metadata.name", "metadata.namespace"]);
+        assert_eq!(get("", "v1", "configmaps").field_selectors, ["metadata.name", "metadata.namespace"]);
         assert_eq!(
             get("batch", "v1", "jobs").field_selectors,
             ["metadata.name", "metadata.namespace", "status.successful"]
@@ -1396,10 +957,7 @@ mod tests {
             endpoints.deprecation,
             Some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
         );
-        assert_eq!(
-            get("", "v1", "componentstatuses").deprecation,
-            Some("v1 ComponentStatus is deprecated in v1.19+")
-        );
+        assert_eq!(get("", "v1", "componentstatuses").deprecation, Some("v1 ComponentStatus is deprecated in v1.19+"));
         let deprecated = RESOURCES.iter().filter(|r| r.deprecation.is_some()).count();
         assert_eq!(deprecated, 2);
     }
@@ -1407,12 +965,7 @@ mod tests {
     #[test]
     fn not_served_in_1_33() {
         assert!(find("storage.k8s.io", "v1", "volumeattributesclasses").is_none());
-        assert!(find(
-            "admissionregistration.k8s.io",
-            "v1",
-            "mutatingadmissionpolicies"
-        )
-        .is_none());
+        assert!(find("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicies").is_none());
         assert!(RESOURCES.iter().all(|r| r.version != "v1beta1"));
     }
 

@@ -82,11 +82,8 @@ fn parse_requirement(input: &str) -> Result<(Requirement, &str), String> {
             let (value, rest) = split_while(after.trim_start(), is_value_char);
             validate_value(value)?;
             let value = value.to_string();
-            let requirement = if operator == "!=" {
-                Requirement::NotEquals(key, value)
-            } else {
-                Requirement::Equals(key, value)
-            };
+            let requirement =
+                if operator == "!=" { Requirement::NotEquals(key, value) } else { Requirement::Equals(key, value) };
             Ok((requirement, rest))
         }
         "" => {
@@ -95,7 +92,8 @@ fn parse_requirement(input: &str) -> Result<(Requirement, &str), String> {
                 if let Some(after) = lower.strip_prefix(word) {
                     if after.starts_with(|c: char| c.is_whitespace() || c == '(') {
                         let (values, rest) = parse_set(after.trim_start())?;
-                        let requirement = if notin { Requirement::NotIn(key, values) } else { Requirement::In(key, values) };
+                        let requirement =
+                            if notin { Requirement::NotIn(key, values) } else { Requirement::In(key, values) };
                         return Ok((requirement, rest));
                     }
                 }
@@ -115,12 +113,9 @@ fn is_value_char(c: char) -> bool {
 }
 
 fn parse_set(input: &str) -> Result<(Vec<String>, &str), String> {
-    let inner = input
-        .strip_prefix('(')
-        .ok_or_else(|| format!("unable to parse requirement: expected '(' at {input:?}"))?;
-    let close = inner
-        .find(')')
-        .ok_or_else(|| format!("unable to parse requirement: missing ')' in {input:?}"))?;
+    let inner =
+        input.strip_prefix('(').ok_or_else(|| format!("unable to parse requirement: expected '(' at {input:?}"))?;
+    let close = inner.find(')').ok_or_else(|| format!("unable to parse requirement: missing ')' in {input:?}"))?;
     let mut values = Vec::new();
     for value in inner[..close].split(',') {
         let value = value.trim();
@@ -209,21 +204,14 @@ impl FieldSelector {
             } else {
                 return Err(format!("invalid selector: {input:?}; can't understand {raw:?}"));
             };
-            terms.push(FieldTerm {
-                field: field.trim().to_string(),
-                value: unescape(value.trim()),
-                negated,
-            });
+            terms.push(FieldTerm { field: field.trim().to_string(), value: unescape(value.trim()), negated });
         }
         Ok(FieldSelector { terms })
     }
 
     /// The value of `field=value` if the selector pins `field` to exactly one value.
     pub fn required_value(&self, field: &str) -> Option<&str> {
-        self.terms
-            .iter()
-            .find(|t| t.field == field && !t.negated)
-            .map(|t| t.value.as_str())
+        self.terms.iter().find(|t| t.field == field && !t.negated).map(|t| t.value.as_str())
     }
 
     /// Whether an object matches, given how to read each field (a missing field reads as "").

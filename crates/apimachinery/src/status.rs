@@ -48,11 +48,7 @@ pub struct StatusCause {
 
 impl StatusCause {
     pub fn new(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        StatusCause {
-            reason,
-            message: message.into(),
-            field: field.into(),
-        }
+        StatusCause { reason, message: message.into(), field: field.into() }
     }
 
     /// `FieldValueInvalid`: the value at `field` breaks a rule.
@@ -157,12 +153,8 @@ impl Status {
     }
 
     pub fn conflict(target: Target<'_>, why: &str) -> Status {
-        Status::failure(
-            409,
-            "Conflict",
-            format!("Operation cannot be fulfilled on {}: {why}", target.qualified()),
-        )
-        .with_details(target.details())
+        Status::failure(409, "Conflict", format!("Operation cannot be fulfilled on {}: {why}", target.qualified()))
+            .with_details(target.details())
     }
 
     /// The object changed since the client read it.
@@ -248,11 +240,8 @@ mod tests {
 
     #[test]
     fn already_exists_is_byte_for_byte_upstream() {
-        let target = Target {
-            group: "apiregistration.k8s.io",
-            resource: "apiservices",
-            name: "v1alpha1.wardle.k8s.io",
-        };
+        let target =
+            Target { group: "apiregistration.k8s.io", resource: "apiservices", name: "v1alpha1.wardle.k8s.io" };
         let expected = concat!(
             r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"apiservices.apiregistration.k8s.io \"v1alpha1.wardle.k8s.io\" already exists","reason":"AlreadyExists","details":{"name":"v1alpha1.wardle.k8s.io","group":"apiregistration.k8s.io","kind":"apiservices"},"code":409}"#,
             "\n"

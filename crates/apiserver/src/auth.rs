@@ -13,6 +13,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Who sends a request with no credentials (allowed only on the public paths).
+    pub fn anonymous() -> Identity {
+        Identity { user: "system:anonymous".into(), uid: String::new(), groups: vec!["system:unauthenticated".into()] }
+    }
+
     /// What every authenticated user also belongs to, as upstream adds it.
     fn with_authenticated_group(mut self) -> Identity {
         if !self.groups.iter().any(|g| g == "system:authenticated") {
@@ -25,24 +30,9 @@ impl Identity {
     pub fn from_certificate(der: &[u8]) -> Option<Identity> {
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
         let subject = cert.subject();
-        let user = subject
-            .iter_common_name()
-            .next()?
-            .as_str()
-            .ok()?
-            .to_string();
-        let groups = subject
-            .iter_organization()
-            .filter_map(|o| o.as_str().ok().map(str::to_string))
-            .collect();
-        Some(
-            Identity {
-                user,
-                uid: String::new(),
-                groups,
-            }
-            .with_authenticated_group(),
-        )
+        let user = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+        let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
+        Some(Identity { user, uid: String::new(), groups }.with_authenticated_group())
     }
 }
 
@@ -54,8 +44,8 @@ pub struct TokenFile {
 
 impl TokenFile {
     pub fn load(path: &Path) -> Result<TokenFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("token file {}: {e}", path.display()))
     }
 
@@ -68,34 +58,20 @@ impl TokenFile {
             }
             let fields = split_csv(line);
             if fields.len() < 3 || fields[0].is_empty() || fields[1].is_empty() {
-                return Err(format!(
-                    "line {}: expected token,user,uid[,\"groups\"]",
-                    number + 1
-                ));
+                return Err(format!("line {}: expected token,user,uid[,\"groups\"]", number + 1));
             }
             let groups = fields
                 .get(3)
-                .map(|g| {
-                    g.split(',')
-                        .map(str::trim)
-                        .filter(|g| !g.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default();
-            let identity = Identity {
-                user: fields[1].clone(),
-                uid: fields[2].clone(),
-                groups,
-            };
+            let identity = Identity { user: fields[1].clone(), uid: fields[2].clone(), groups };
             tokens.insert(fields[0].clone(), identity.with_authenticated_group());
         }
         Ok(TokenFile { tokens })
     }
 
     pub fn insert(&mut self, token: String, identity: Identity) {
-        self.tokens
-            .insert(token, identity.with_authenticated_group());
+        self.tokens.insert(token, identity.with_authenticated_group());
     }
 
     pub fn authenticate(&self, token: &str) -> Option<&Identity> {
@@ -123,15 +99,11 @@ mod tests {
 
     #[test]
     fn token_file_lines_name_user_uid_and_groups() {
-        let file =
-            TokenFile::parse("# comment\nt0k3n,alice,1001,\"dev,ops\"\nother,bob,1002\n").unwrap();
+        let file = TokenFile::parse("# comment\nt0k3n,alice,1001,\"dev,ops\"\nother,bob,1002\n").unwrap();
         let alice = file.authenticate("t0k3n").unwrap();
         assert_eq!(alice.user, "alice");
         assert_eq!(alice.groups, vec!["dev", "ops", "system:authenticated"]);
-        assert_eq!(
-            file.authenticate("other").unwrap().groups,
-            vec!["system:authenticated"]
-        );
+        assert_eq!(file.authenticate("other").unwrap().groups, vec!["system:authenticated"]);
         assert!(file.authenticate("nope").is_none());
         assert!(TokenFile::parse("onlytoken\n").is_err());
     }

@@ -57,7 +57,8 @@ pub fn aggregated(core: bool, version: &str) -> Value {
                 .versions
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> = registry::resources_in(group.name, v).map(aggregated_resource).collect();
+                    let resources: Vec<Value> =
+                        registry::resources_in(group.name, v).map(aggregated_resource).collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -92,11 +93,7 @@ fn aggregated_resource(resource: &Resource) -> Value {
             .iter()
             .map(|s| {
                 let same_gv = s.group == resource.group && s.version == resource.version;
-                let (group, version) = if same_gv {
-                    ("", "")
-                } else {
-                    (s.group, s.version)
-                };
+                let (group, version) = if same_gv { ("", "") } else { (s.group, s.version) };
                 json!({
                     "subresource": s.name,
                     "responseKind": {"group": group, "version": version, "kind": s.kind},
@@ -119,20 +116,15 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 fn group_entry(name: &str, versions: &[&str]) -> Value {
-    let versions: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-        .collect();
+    let versions: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({"name": name, "versions": versions, "preferredVersion": versions[0]})
 }
 
 /// `GET /apis`: `APIGroupList`.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = GROUPS
-        .iter()
-        .filter(|g| !g.name.is_empty())
-        .map(|g| group_entry(g.name, g.versions))
-        .collect();
+    let groups: Vec<Value> =
+        GROUPS.iter().filter(|g| !g.name.is_empty()).map(|g| group_entry(g.name, g.versions)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -147,10 +139,7 @@ pub fn api_group(name: &str) -> Option<Value> {
 
 /// `GET /api/v1` or `/apis/{group}/{version}`: `APIResourceList`, subresources as `parent/sub` entries.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
-    if !GROUPS
-        .iter()
-        .any(|g| g.name == group && g.versions.contains(&version))
-    {
+    if !GROUPS.iter().any(|g| g.name == group && g.versions.contains(&version)) {
         return None;
     }
     let mut resources = Vec::new();
@@ -188,13 +177,8 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
         }
     }
     resources.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    let mut list =
-        json!({"kind": "APIResourceList", "groupVersion": group_version, "resources": resources});
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let mut list = json!({"kind": "APIResourceList", "groupVersion": group_version, "resources": resources});
     if !group.is_empty() {
         // Upstream's quirk: only the named groups' lists carry apiVersion.
         list["apiVersion"] = json!("v1");
@@ -224,50 +208,24 @@ mod tests {
         let pods = resources.iter().find(|r| r["resource"] == "pods").unwrap();
         assert_eq!(pods["scope"], "Namespaced");
         assert_eq!(pods["shortNames"], json!(["po"]));
-        let eviction = pods["subresources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["subresource"] == "eviction")
-            .unwrap();
-        assert_eq!(
-            eviction["responseKind"],
-            json!({"group": "policy", "version": "v1", "kind": "Eviction"})
-        );
+        let eviction =
+            pods["subresources"].as_array().unwrap().iter().find(|s| s["subresource"] == "eviction").unwrap();
+        assert_eq!(eviction["responseKind"], json!({"group": "policy", "version": "v1", "kind": "Eviction"}));
         let named = aggregated(false, "v2");
-        let autoscaling = named["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|g| g["metadata"]["name"] == "autoscaling")
-            .unwrap();
+        let autoscaling =
+            named["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "autoscaling").unwrap();
         assert_eq!(autoscaling["versions"][0]["version"], "v2");
     }
 
     #[test]
     fn legacy_lists_carry_subresources_as_entries() {
         let apps = api_resource_list("apps", "v1").unwrap();
-        let names: Vec<&str> = apps["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap())
-            .collect();
+        let names: Vec<&str> =
+            apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert!(names.contains(&"deployments/scale"));
-        let scale = apps["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == "deployments/scale")
-            .unwrap();
-        assert_eq!(
-            (scale["group"].as_str(), scale["kind"].as_str()),
-            (Some("autoscaling"), Some("Scale"))
-        );
-        assert!(api_resource_list("", "v1")
-            .unwrap()
-            .get("apiVersion")
-            .is_none());
+        let scale = apps["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
+        assert_eq!((scale["group"].as_str(), scale["kind"].as_str()), (Some("autoscaling"), Some("Scale")));
+        assert!(api_resource_list("", "v1").unwrap().get("apiVersion").is_none());
         assert!(api_resource_list("nope", "v1").is_none());
     }
 }

@@ -24,19 +24,12 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 pub fn respond(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = code;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_str(content_type).expect("content type is ASCII"),
-    );
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_str(content_type).expect("content type is ASCII"));
     response
 }
 
 pub fn json(code: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    respond(
-        code,
-        "application/json",
-        serde_json::to_vec(value).expect("JSON values serialize"),
-    )
+    respond(code, "application/json", serde_json::to_vec(value).expect("JSON values serialize"))
 }
 
 pub fn text(code: StatusCode, body: &'static str) -> Response<Body> {
@@ -55,13 +48,8 @@ impl HttpBody for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
 
@@ -72,11 +60,7 @@ pub struct Query(HashMap<String, String>);
 impl Query {
     pub fn parse(query: Option<&str>) -> Query {
         let mut map = HashMap::new();
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
+        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             map.insert(percent_decode(key), percent_decode(value));
         }
@@ -84,10 +68,7 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -98,16 +79,9 @@ impl Query {
     pub fn number(&self, key: &str) -> Result<Option<i64>, Status> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .map(Some)
-                .ok_or_else(|| {
-                    Status::bad_request(format!(
-                        "invalid value for {key}: {v:?} is not a non-negative integer"
-                    ))
-                }),
+            Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).map(Some).ok_or_else(|| {
+                Status::bad_request(format!("invalid value for {key}: {v:?} is not a non-negative integer"))
+            }),
         }
     }
 }
@@ -155,10 +129,7 @@ pub fn negotiate(accept: Option<&str>) -> Wanted {
         let option = option.trim();
         let media = option.split(';').next().unwrap_or("").trim();
         let params: Vec<&str> = option.split(';').skip(1).map(str::trim).collect();
-        if media == "application/json"
-            && params.contains(&"as=Table")
-            && params.contains(&"g=meta.k8s.io")
-        {
+        if media == "application/json" && params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io") {
             if params.contains(&"v=v1") || params.contains(&"v=v1beta1") {
                 return Wanted::Table;
             }
@@ -169,10 +140,9 @@ pub fn negotiate(accept: Option<&str>) -> Wanted {
         }
         match media {
             "application/yaml" => return Wanted::Yaml,
-            "application/json"
-            | "application/vnd.kubernetes.protobuf"
-            | "*/*"
-            | "application/*" => return Wanted::Json,
+            "application/json" | "application/vnd.kubernetes.protobuf" | "*/*" | "application/*" => {
+                return Wanted::Json
+            }
             _ => {}
         }
     }
@@ -185,9 +155,7 @@ mod tests {
 
     #[test]
     fn query_strings_decode() {
-        let query = Query::parse(Some(
-            "labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=500&x=",
-        ));
+        let query = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=500&x="));
         assert_eq!(query.get("labelSelector"), Some("app=web,tier in (a)"));
         assert!(query.flag("watch"));
         assert_eq!(query.number("limit").unwrap(), Some(500));
@@ -201,10 +169,7 @@ mod tests {
         let get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(negotiate(Some(get)), Wanted::Table);
         assert_eq!(negotiate(Some("application/json")), Wanted::Json);
-        assert_eq!(
-            negotiate(Some("application/vnd.kubernetes.protobuf,application/json")),
-            Wanted::Json
-        );
+        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf,application/json")), Wanted::Json);
         assert_eq!(negotiate(Some("application/yaml")), Wanted::Yaml);
         assert_eq!(negotiate(None), Wanted::Json);
     }

@@ -11,6 +11,8 @@ mod objects;
 mod openapi;
 pub mod pki;
 mod rest;
+mod reviews;
+mod scale;
 mod table;
 
 use std::convert::Infallible;
@@ -37,8 +39,7 @@ pub use pki::Pki;
 use crate::http::{Body, Query};
 
 /// The namespaces every cluster has.
-pub const DEFAULT_NAMESPACES: [&str; 4] =
-    ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const DEFAULT_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,15 +76,10 @@ impl ApiServer {
     /// Creates what every cluster has, then serves HTTPS on `listener` in the background.
     pub async fn start(listener: TcpListener, config: Config) -> Result<ApiServer, ServerError> {
         let tls = Arc::new(tls_config(&config.pki)?);
-        let state = Arc::new(State {
-            store: config.store,
-            tokens: config.tokens,
-            advertise_address: config.advertise_address,
-        });
+        let state =
+            Arc::new(State { store: config.store, tokens: config.tokens, advertise_address: config.advertise_address });
         bootstrap(&state).await?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        let address = listener.local_addr().map_err(|e| ServerError::Tls(e.to_string()))?;
         tokio::spawn(accept_loop(listener, tls, state));
         Ok(ApiServer { address })
     }
@@ -91,17 +87,14 @@ impl ApiServer {
 
 fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, ServerError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| ServerError::Tls(format!("{what}: {e}"));
-    let mut chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(pki.serving.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad("serving certificate", &e))?;
-    let ca: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(pki.ca.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad("CA certificate", &e))?;
+    let mut chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pki.serving.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("serving certificate", &e))?;
+    let ca: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pki.ca.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("CA certificate", &e))?;
     chain.extend(ca.iter().cloned());
-    let key = PrivateKeyDer::from_pem_slice(pki.serving.key_pem.as_bytes())
-        .map_err(|e| bad("serving key", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(pki.serving.key_pem.as_bytes()).map_err(|e| bad("serving key", &e))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in ca {
         roots.add(cert).map_err(|e| bad("CA certificate", &e))?;
@@ -136,11 +129,7 @@ async fn bootstrap(state: &State) -> Result<(), ServerError> {
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        match state
-            .store
-            .create(&key, serde_json::to_vec(&object).expect("JSON serializes"))
-            .await
-        {
+        match state.store.create(&key, serde_json::to_vec(&object).expect("JSON serializes")).await {
             Ok(_) | Err(storage::StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(ServerError::Store(e.to_string())),
         }
@@ -177,10 +166,7 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, stat
                 async move { Ok::<_, Infallible>(handle(&state, identity, request).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(error) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
+            if let Err(error) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
@@ -189,60 +175,38 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, stat
 
 /// Paths anonymous clients may read.
 fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
-    )
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
 }
 
-async fn handle(
-    state: &State,
-    certificate: Option<Identity>,
-    request: Request<Incoming>,
-) -> Response<Body> {
-    let identity = match request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(header) => match header
-            .strip_prefix("Bearer ")
-            .and_then(|token| state.tokens.authenticate(token.trim()))
-        {
-            Some(identity) => Some(identity.clone()),
-            None => return http::status(&Status::unauthorized()),
-        },
+async fn handle(state: &State, certificate: Option<Identity>, request: Request<Incoming>) -> Response<Body> {
+    let identity = match request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(header) => {
+            match header.strip_prefix("Bearer ").and_then(|token| state.tokens.authenticate(token.trim())) {
+                Some(identity) => Some(identity.clone()),
+                None => return http::status(&Status::unauthorized()),
+            }
+        }
         None => certificate,
     };
     let path = request.uri().path().to_string();
     if identity.is_none() && !is_public(&path) {
         return http::status(&Status::unauthorized());
     }
-    let response = route(state, request, &path).await;
-    tracing::debug!(%path, code = response.status().as_u16(), user = identity.as_ref().map(|i| i.user.as_str()), "request");
+    let identity = identity.unwrap_or_else(Identity::anonymous);
+    let response = route(state, &identity, request, &path).await;
+    tracing::debug!(%path, code = response.status().as_u16(), user = %identity.user, "request");
     response
 }
 
-async fn route(state: &State, request: Request<Incoming>, path: &str) -> Response<Body> {
-    let accept = request
-        .headers()
-        .get(hyper::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let segments: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+async fn route(state: &State, identity: &Identity, request: Request<Incoming>, path: &str) -> Response<Body> {
+    let accept = request.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match (request.method(), segments.as_slice()) {
         (&Method::GET, ["healthz" | "livez" | "readyz"]) => http::text(StatusCode::OK, "ok"),
         (&Method::GET, ["version"]) => http::json(StatusCode::OK, &discovery::version()),
         (&Method::GET, ["api"]) => match discovery::aggregated_version(accept.as_deref()) {
             Some(version) => aggregated(true, version),
-            None => http::json(
-                StatusCode::OK,
-                &discovery::api_versions(&state.advertise_address),
-            ),
+            None => http::json(StatusCode::OK, &discovery::api_versions(&state.advertise_address)),
         },
         (&Method::GET, ["apis"]) => match discovery::aggregated_version(accept.as_deref()) {
             Some(version) => aggregated(false, version),
@@ -250,32 +214,19 @@ async fn route(state: &State, request: Request<Incoming>, path: &str) -> Respons
         },
         (&Method::GET, ["api", "v1"]) => resource_list("", "v1", path),
         (&Method::GET, ["openapi", "v3"]) => http::json(StatusCode::OK, &openapi::index()),
-        (&Method::GET, ["openapi", "v3", rest @ ..]) => {
-            match openapi::document_for(&rest.join("/")) {
-                Some(document) => http::json(StatusCode::OK, &document),
-                None => http::status(&Status::no_route(path)),
-            }
-        }
+        (&Method::GET, ["openapi", "v3", rest @ ..]) => match openapi::document_for(&rest.join("/")) {
+            Some(document) => http::json(StatusCode::OK, &document),
+            None => http::status(&Status::no_route(path)),
+        },
         (&Method::GET, ["apis", group]) => match discovery::api_group(group) {
             Some(document) => http::json(StatusCode::OK, &document),
             None => http::status(&Status::no_route(path)),
         },
         (&Method::GET, ["apis", group, version]) => resource_list(group, version, path),
-        (_, ["api", "v1", rest @ ..]) => {
-            resource_request(state, request, "", "v1", rest, accept.as_deref(), path).await
-        }
+        (_, ["api", "v1", rest @ ..]) => resource_request(state, identity, request, ("", "v1"), rest, path).await,
         (_, ["apis", group, version, rest @ ..]) => {
             let (group, version, rest) = (group.to_string(), version.to_string(), rest.to_vec());
-            resource_request(
-                state,
-                request,
-                &group,
-                &version,
-                &rest,
-                accept.as_deref(),
-                path,
-            )
-            .await
+            resource_request(state, identity, request, (&group, &version), &rest, path).await
         }
         _ => http::status(&Status::no_route(path)),
     }
@@ -283,11 +234,7 @@ async fn route(state: &State, request: Request<Incoming>, path: &str) -> Respons
 
 fn aggregated(core: bool, version: &str) -> Response<Body> {
     let body = serde_json::to_vec(&discovery::aggregated(core, version)).expect("JSON serializes");
-    http::respond(
-        StatusCode::OK,
-        &discovery::aggregated_content_type(version),
-        body,
-    )
+    http::respond(StatusCode::OK, &discovery::aggregated_content_type(version), body)
 }
 
 fn resource_list(group: &str, version: &str, path: &str) -> Response<Body> {
@@ -300,25 +247,17 @@ fn resource_list(group: &str, version: &str, path: &str) -> Response<Body> {
 /// `…/[namespaces/{ns}/]{resource}[/{name}[/{subresource}]]` under a group version.
 async fn resource_request(
     state: &State,
+    identity: &Identity,
     request: Request<Incoming>,
-    group: &str,
-    version: &str,
+    (group, version): (&str, &str),
     segments: &[&str],
-    accept: Option<&str>,
     path: &str,
 ) -> Response<Body> {
     let lookup = |name: &str| registry::find(group, version, name);
     let (namespace, rest) = match segments {
         // namespaces/{ns}/{resource}/… unless it is a subresource of a namespace (namespaces/{ns}/status).
-        ["namespaces", ns, resource, rest @ ..]
-            if lookup(resource).is_some_and(|r| r.namespaced) =>
-        {
-            (
-                Some(ns.to_string()),
-                std::iter::once(*resource)
-                    .chain(rest.iter().copied())
-                    .collect::<Vec<_>>(),
-            )
+        ["namespaces", ns, resource, rest @ ..] if lookup(resource).is_some_and(|r| r.namespaced) => {
+            (Some(ns.to_string()), std::iter::once(*resource).chain(rest.iter().copied()).collect::<Vec<_>>())
         }
         _ => (None, segments.to_vec()),
     };
@@ -337,11 +276,9 @@ async fn resource_request(
     }
     let query = Query::parse(request.uri().query());
     let method = request.method().clone();
-    let content_type = request
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let accept = request.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let content_type =
+        request.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = match rest::read_body(request.into_body()).await {
         Ok(body) => body,
         Err(status) => return http::status(&status),
@@ -354,7 +291,8 @@ async fn resource_request(
         subresource,
         query,
         content_type,
-        wanted: http::negotiate(accept),
+        wanted: http::negotiate(accept.as_deref()),
+        identity: identity.clone(),
     };
     let mut response = rest::serve(state, rest_request, body).await;
     if let Some(warning) = resource.deprecation {

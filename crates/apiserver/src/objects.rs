@@ -34,23 +34,14 @@ pub fn timestamp(at: SystemTime) -> String {
     let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Seconds since the epoch of an RFC 3339 timestamp (`Z` or a numeric offset; fractions ignored).
 pub fn parse_timestamp(text: &str) -> Option<i64> {
     let (date, time) = text.split_once('T')?;
     let mut date_parts = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (
-        date_parts.next()??,
-        date_parts.next()??,
-        date_parts.next()??,
-    );
+    let (year, month, day) = (date_parts.next()??, date_parts.next()??, date_parts.next()??);
     let (clock, offset) = if let Some(clock) = time.strip_suffix('Z') {
         (clock, 0)
     } else {
@@ -58,18 +49,11 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
         let (clock, zone) = time.split_at(split);
         let sign = if zone.starts_with('-') { -1 } else { 1 };
         let (h, m) = zone[1..].split_once(':')?;
-        (
-            clock,
-            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60),
-        )
+        (clock, sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60))
     };
     let clock = clock.split('.').next()?;
     let mut clock_parts = clock.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (
-        clock_parts.next()??,
-        clock_parts.next()??,
-        clock_parts.next()??,
-    );
+    let (h, m, s) = (clock_parts.next()??, clock_parts.next()??, clock_parts.next()??);
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s - offset)
 }
 
@@ -148,27 +132,20 @@ pub fn age(created: Option<&str>, now: SystemTime) -> String {
 /// Five characters from upstream's alphabet for generated names (no vowels, no confusable characters).
 pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    random_bytes::<5>()
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
+    random_bytes::<5>().iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
 /// Bytes from the operating system's random source.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
     let mut bytes = [0; N];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system random source works");
+    ring::rand::SystemRandom::new().fill(&mut bytes).expect("the system random source works");
     bytes
 }
 
 /// A random (version 4) UUID for `metadata.uid`.
 pub fn new_uid() -> String {
-    uuid::Builder::from_random_bytes(random_bytes())
-        .into_uuid()
-        .to_string()
+    uuid::Builder::from_random_bytes(random_bytes()).into_uuid().to_string()
 }
 
 /// The rule an object's name must follow.
@@ -199,11 +176,8 @@ impl NameRule {
         let label_ok = |l: &str, first_letter: bool| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && l.starts_with(|c: char| {
-                    c.is_ascii_lowercase() || (!first_letter && c.is_ascii_digit())
-                })
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.starts_with(|c: char| c.is_ascii_lowercase() || (!first_letter && c.is_ascii_digit()))
                 && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         };
         match self {
@@ -232,10 +206,7 @@ impl NameRule {
 /// Checks `metadata.name` against the resource's rule.
 pub fn validate_name(resource: &Resource, name: &str) -> Vec<StatusCause> {
     match NameRule::for_resource(resource).check(name) {
-        Some(why) => vec![StatusCause::invalid(
-            "metadata.name",
-            format!("Invalid value: {name:?}: {why}"),
-        )],
+        Some(why) => vec![StatusCause::invalid("metadata.name", format!("Invalid value: {name:?}: {why}"))],
         None => Vec::new(),
     }
 }
@@ -245,9 +216,7 @@ pub fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"]
-        .as_object_mut()
-        .expect("metadata is an object")
+    object["metadata"].as_object_mut().expect("metadata is an object")
 }
 
 pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
@@ -264,14 +233,8 @@ mod tests {
         let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(timestamp(at), "2023-11-14T22:13:20Z");
         assert_eq!(parse_timestamp("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(
-            parse_timestamp("2023-11-14T23:13:20+01:00"),
-            Some(1_700_000_000)
-        );
-        assert_eq!(
-            parse_timestamp("2023-11-14T22:13:20.123456Z"),
-            Some(1_700_000_000)
-        );
+        assert_eq!(parse_timestamp("2023-11-14T23:13:20+01:00"), Some(1_700_000_000));
+        assert_eq!(parse_timestamp("2023-11-14T22:13:20.123456Z"), Some(1_700_000_000));
         assert_eq!(parse_timestamp("yesterday"), None);
     }
 

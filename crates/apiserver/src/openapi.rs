@@ -30,10 +30,7 @@ pub fn index() -> Value {
     for group in GROUPS {
         for version in group.versions {
             let path = gv_path(group.name, version);
-            let url = format!(
-                "/openapi/v3/{path}?hash={}",
-                hash(&document(group.name, version))
-            );
+            let url = format!("/openapi/v3/{path}?hash={}", hash(&document(group.name, version)));
             paths.insert(path, json!({"serverRelativeURL": url}));
         }
     }
@@ -47,10 +44,7 @@ pub fn document_for(path: &str) -> Option<Value> {
         ["apis", group, version] => (*group, *version),
         _ => return None,
     };
-    GROUPS
-        .iter()
-        .any(|g| g.name == group && g.versions.contains(&version))
-        .then(|| document(group, version))
+    GROUPS.iter().any(|g| g.name == group && g.versions.contains(&version)).then(|| document(group, version))
 }
 
 fn query_parameter(name: &str, description: &str) -> Value {
@@ -60,21 +54,19 @@ fn query_parameter(name: &str, description: &str) -> Value {
 fn operation(resource: &Resource, action: &str, kind: &str) -> Value {
     let mut parameters = vec![];
     if matches!(action, "post" | "put" | "patch") {
+        parameters
+            .push(query_parameter("dryRun", "When present, indicates that modifications should not be persisted."));
         parameters.push(query_parameter(
-            "dryRun",
-            "When present, indicates that modifications should not be persisted.",
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
         ));
-        parameters.push(query_parameter("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."));
         parameters.push(query_parameter(
             "fieldValidation",
             "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields.",
         ));
     }
     if action == "patch" {
-        parameters.push(query_parameter(
-            "force",
-            "Force is going to \"force\" Apply requests.",
-        ));
+        parameters.push(query_parameter("force", "Force is going to \"force\" Apply requests."));
     }
     json!({
         "operationId": format!("{action}{}", resource.kind),
@@ -132,21 +124,14 @@ mod tests {
     #[test]
     fn deployments_patch_declares_field_validation() {
         let document = document_for("apis/apps/v1").unwrap();
-        let patch =
-            &document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        let patch = &document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(
             patch["x-kubernetes-group-version-kind"],
             json!({"group": "apps", "version": "v1", "kind": "Deployment"})
         );
-        assert!(patch["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["name"] == "fieldValidation"));
+        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
         let index = index();
-        let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
-            .as_str()
-            .unwrap();
+        let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap();
         assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="));
         assert!(document_for("apis/nope/v1").is_none());
     }

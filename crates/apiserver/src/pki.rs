@@ -5,17 +5,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("cannot read or write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a usable certificate or key: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("cannot make a certificate: {0}")]
@@ -47,48 +44,28 @@ fn read(path: &Path) -> Result<Option<String>, PkiError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Io {
-            path: path.into(),
-            source,
-        }),
+        Err(source) => Err(PkiError::Io { path: path.into(), source }),
     }
 }
 
 fn write(path: &Path, text: &str, private: bool) -> Result<(), PkiError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| PkiError::Io {
-        path: path.into(),
-        source,
-    };
+    let io = |source| PkiError::Io { path: path.into(), source };
     let mut options = std::fs::OpenOptions::new();
-    options
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(if private { 0o600 } else { 0o644 });
+    options.write(true).create(true).truncate(true).mode(if private { 0o600 } else { 0o644 });
     let mut file = options.open(path).map_err(io)?;
     std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)
 }
 
 fn key_pair(path: &Path, pem: &str) -> Result<KeyPair, PkiError> {
-    KeyPair::from_pem(pem).map_err(|e| PkiError::Invalid {
-        path: path.into(),
-        reason: e.to_string(),
-    })
+    KeyPair::from_pem(pem).map_err(|e| PkiError::Invalid { path: path.into(), reason: e.to_string() })
 }
 
 impl Pki {
     /// Loads the certificates from `dir`, making any that are missing. The CA is made once and never replaced:
     /// every certificate ever issued by this cluster chains to it.
-    pub fn load_or_create(
-        dir: &Path,
-        serving_names: &[String],
-        serving_ips: &[IpAddr],
-    ) -> Result<Pki, PkiError> {
-        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
-            path: dir.into(),
-            source,
-        })?;
+    pub fn load_or_create(dir: &Path, serving_names: &[String], serving_ips: &[IpAddr]) -> Result<Pki, PkiError> {
+        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io { path: dir.into(), source })?;
         let (ca_cert, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
         let ca = match (read(&ca_cert)?, read(&ca_key)?) {
             (Some(cert_pem), Some(key_pem)) => CertKey { cert_pem, key_pem },
@@ -106,36 +83,21 @@ impl Pki {
             }
         };
         let ca_signing_key = key_pair(&ca_key, &ca.key_pem)?;
-        let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_signing_key).map_err(|e| {
-            PkiError::Invalid {
-                path: ca_cert.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_signing_key)
+            .map_err(|e| PkiError::Invalid { path: ca_cert.clone(), reason: e.to_string() })?;
         let serving = load_or_issue(dir, "serving", &issuer, |params| {
-            params
-                .distinguished_name
-                .push(DnType::CommonName, "k8rs-apiserver");
+            params.distinguished_name.push(DnType::CommonName, "k8rs-apiserver");
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
             for name in serving_names {
-                params
-                    .subject_alt_names
-                    .push(SanType::DnsName(name.as_str().try_into()?));
+                params.subject_alt_names.push(SanType::DnsName(name.as_str().try_into()?));
             }
             for ip in serving_ips {
                 params.subject_alt_names.push(SanType::IpAddress(*ip));
             }
             Ok(())
         })?;
-        let admin = issue_client(
-            dir,
-            "admin",
-            &issuer,
-            ClientIdentity {
-                user: "system:admin",
-                groups: &["system:masters"],
-            },
-        )?;
+        let admin =
+            issue_client(dir, "admin", &issuer, ClientIdentity { user: "system:admin", groups: &["system:masters"] })?;
         Ok(Pki { ca, serving, admin })
     }
 }
@@ -143,20 +105,11 @@ impl Pki {
 fn make_ca() -> Result<CertKey, PkiError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "k8rs-ca");
+    params.distinguished_name.push(DnType::CommonName, "k8rs-ca");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let cert = params.self_signed(&key)?;
-    Ok(CertKey {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    Ok(CertKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
 /// A client certificate for `identity`, reused from `dir/NAME.crt` if it exists.
@@ -167,13 +120,9 @@ pub fn issue_client(
     identity: ClientIdentity<'_>,
 ) -> Result<CertKey, PkiError> {
     load_or_issue(dir, name, issuer, |params| {
-        params
-            .distinguished_name
-            .push(DnType::CommonName, identity.user);
+        params.distinguished_name.push(DnType::CommonName, identity.user);
         for group in identity.groups {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, *group);
+            params.distinguished_name.push(DnType::OrganizationName, *group);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         Ok(())
@@ -186,26 +135,17 @@ fn load_or_issue(
     issuer: &Issuer<'_, KeyPair>,
     fill: impl FnOnce(&mut CertificateParams) -> Result<(), rcgen::Error>,
 ) -> Result<CertKey, PkiError> {
-    let (cert_path, key_path) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
+    let (cert_path, key_path) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
     if let (Some(cert_pem), Some(key_pem)) = (read(&cert_path)?, read(&key_path)?) {
         return Ok(CertKey { cert_pem, key_pem });
     }
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.use_authority_key_identifier_extension = true;
     fill(&mut params)?;
     let cert = params.signed_by(&key, issuer)?;
-    let pair = CertKey {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    };
+    let pair = CertKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
     write(&key_path, &pair.key_pem, true)?;
     write(&cert_path, &pair.cert_pem, false)?;
     Ok(pair)
@@ -227,8 +167,7 @@ pub fn local_addresses() -> Vec<IpAddr> {
                 match i32::from((*address).sa_family) {
                     libc::AF_INET => {
                         let v4 = &*(address as *const libc::sockaddr_in);
-                        addresses
-                            .push(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()));
+                        addresses.push(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()));
                     }
                     libc::AF_INET6 => {
                         let v6 = &*(address as *const libc::sockaddr_in6);
@@ -264,10 +203,7 @@ pub fn kubeconfig(server: &str, ca: &CertKey, client: &CertKey) -> String {
 /// Writes a file only its owner can read (it holds credentials), making its directory if needed.
 pub fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
-            path: dir.into(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io { path: dir.into(), source })?;
     }
     write(path, text, true)
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use apimachinery::patch;
 use apimachinery::registry::Resource;
 use apimachinery::selector::{FieldSelector, LabelSelector};
 use apimachinery::status::{Status, StatusCause, Target};
@@ -19,6 +20,7 @@ use crate::http::{self, Body, ChannelBody, Query, Wanted};
 use crate::objects::{self, meta_str};
 use crate::table::{self, IncludeObject};
 use crate::State;
+use crate::{reviews, scale};
 
 /// Request bodies over this size are refused with 413, as upstream does.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -37,17 +39,14 @@ pub struct RestRequest {
     pub query: Query,
     pub content_type: Option<String>,
     pub wanted: Wanted,
+    pub identity: crate::Identity,
 }
 
 type Result<T> = std::result::Result<T, Status>;
 
 impl RestRequest {
     fn target<'a>(&'a self, name: &'a str) -> Target<'a> {
-        Target {
-            group: self.resource.group,
-            resource: self.resource.name,
-            name,
-        }
+        Target { group: self.resource.group, resource: self.resource.name, name }
     }
 
     fn key(&self, name: &str) -> String {
@@ -61,18 +60,13 @@ impl RestRequest {
 
 pub fn store_error(error: StoreError) -> Status {
     match error {
-        StoreError::Compacted {
-            requested,
-            compacted,
-        } => Status::expired(format!(
-            "too old resource version: {requested} ({compacted})"
-        )),
-        StoreError::ValueTooLarge { size, limit, .. } => Status::request_entity_too_large(format!(
-            "object is {size} bytes, over the limit of {limit} bytes"
-        )),
-        StoreError::Unavailable { .. } | StoreError::Closed => {
-            Status::service_unavailable(error.to_string())
+        StoreError::Compacted { requested, compacted } => {
+            Status::expired(format!("too old resource version: {requested} ({compacted})"))
         }
+        StoreError::ValueTooLarge { size, limit, .. } => {
+            Status::request_entity_too_large(format!("object is {size} bytes, over the limit of {limit} bytes"))
+        }
+        StoreError::Unavailable { .. } | StoreError::Closed => Status::service_unavailable(error.to_string()),
         other => Status::internal(other.to_string()),
     }
 }
@@ -83,50 +77,36 @@ pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes> {
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Status::request_entity_too_large(format!(
-                "the request body is larger than {MAX_BODY_BYTES} bytes"
-            )))
+            Err(Status::request_entity_too_large(format!("the request body is larger than {MAX_BODY_BYTES} bytes")))
         }
-        Err(e) => Err(Status::bad_request(format!(
-            "cannot read the request body: {e}"
-        ))),
+        Err(e) => Err(Status::bad_request(format!("cannot read the request body: {e}"))),
     }
 }
 
 /// Decodes a JSON or YAML request body (a missing Content-Type means JSON).
 fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
-    let media = content_type
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
+    let media = content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim();
     let value: Value = match media {
         "application/json" | "" | "*/*" => serde_json::from_slice(body)
             .map_err(|e| Status::bad_request(format!("error decoding the JSON body: {e}")))?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            let text = std::str::from_utf8(body)
-                .map_err(|_| Status::bad_request("the YAML body is not UTF-8"))?;
+            let text = std::str::from_utf8(body).map_err(|_| Status::bad_request("the YAML body is not UTF-8"))?;
             serde_saphyr::from_str(text)
                 .map_err(|e| Status::bad_request(format!("error decoding the YAML body: {e}")))?
         }
         other => return Err(Status::unsupported_media_type(other)),
     };
     if !value.is_object() {
-        return Err(Status::bad_request(
-            "the request body must be a JSON object",
-        ));
+        return Err(Status::bad_request("the request body must be a JSON object"));
     }
     Ok(value)
 }
 
 /// An object as stored, with its resourceVersion (the revision of its last write) filled in.
 fn from_store(kv: &KeyValue) -> Result<Value> {
-    let mut object: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-        Status::internal(format!("stored object {} is not valid JSON: {e}", kv.key))
-    })?;
-    objects::metadata(&mut object)
-        .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+    let mut object: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| Status::internal(format!("stored object {} is not valid JSON: {e}", kv.key)))?;
+    objects::metadata(&mut object).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
     Ok(object)
 }
 
@@ -145,15 +125,10 @@ fn with_revision(mut object: Value, revision: i64) -> Value {
 fn object_response(request: &RestRequest, code: StatusCode, object: &Value) -> Response<Body> {
     match request.wanted {
         Wanted::Table => {
-            let include = IncludeObject::parse(request.query.get("includeObject"))
-                .unwrap_or(IncludeObject::Metadata);
+            let include = IncludeObject::parse(request.query.get("includeObject")).unwrap_or(IncludeObject::Metadata);
             let rv = meta_str(object, "resourceVersion").unwrap_or_default();
-            let table = table::table(
-                request.resource,
-                std::slice::from_ref(object),
-                json!({"resourceVersion": rv}),
-                include,
-            );
+            let table =
+                table::table(request.resource, std::slice::from_ref(object), json!({"resourceVersion": rv}), include);
             http::json(code, &table)
         }
         Wanted::Yaml => match serde_saphyr::to_string(object) {
@@ -166,24 +141,20 @@ fn object_response(request: &RestRequest, code: StatusCode, object: &Value) -> R
 
 /// Serves one request for a resource.
 pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response<Body> {
-    let result = match (
-        &request.method,
-        request.name.is_some(),
-        request.subresource.as_deref(),
-    ) {
-        (&Method::GET, false, None) if request.query.flag("watch") => {
-            return watch(state, &request).await
-        }
+    let method = request.method.clone();
+    let result = match (&method, request.name.is_some(), request.subresource.as_deref()) {
+        (&Method::GET, false, None) if request.query.flag("watch") => return watch(state, &request).await,
         (&Method::GET, false, None) => list(state, &request).await,
         (&Method::GET, true, None | Some("status")) => get(state, &request).await,
+        (&Method::GET, true, Some("scale")) => get_scale(state, &request).await,
+        (&Method::POST, false, None) if reviews::is_review(request.resource) => review(&request, &body),
         (&Method::POST, false, None) => create(state, &request, &body).await,
         (&Method::PUT, true, None | Some("status")) => update(state, &request, &body).await,
         (&Method::PATCH, true, None | Some("status")) => patch(state, &request, &body).await,
+        (&Method::PUT | &Method::PATCH, true, Some("scale")) => update_scale(state, &request, &body).await,
         (&Method::DELETE, true, None) => delete(state, &request, &body).await,
-        _ => Err(Status::method_not_allowed(
-            request.method.as_str(),
-            request.resource.name,
-        )),
+        (&Method::DELETE, false, None) => delete_collection(state, &request).await,
+        _ => Err(Status::method_not_allowed(request.method.as_str(), request.resource.name)),
     };
     result.unwrap_or_else(|status| http::status(&status))
 }
@@ -191,10 +162,7 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
 fn verb_allowed(request: &RestRequest, verb: &str) -> Result<()> {
     let allowed = match &request.subresource {
         None => request.resource.has_verb(verb),
-        Some(sub) => request
-            .resource
-            .subresource(sub)
-            .is_some_and(|s| s.verbs.contains(&verb)),
+        Some(sub) => request.resource.subresource(sub).is_some_and(|s| s.verbs.contains(&verb)),
     };
     if allowed {
         Ok(())
@@ -203,11 +171,7 @@ fn verb_allowed(request: &RestRequest, verb: &str) -> Result<()> {
     }
 }
 
-async fn read_current(
-    state: &State,
-    request: &RestRequest,
-    name: &str,
-) -> Result<(KeyValue, Value)> {
+async fn read_current(state: &State, request: &RestRequest, name: &str) -> Result<(KeyValue, Value)> {
     let kv = state
         .store
         .get(&request.key(name), 0)
@@ -233,14 +197,9 @@ fn encode_continue(revision: i64, last_key: &str) -> String {
 
 fn decode_continue(token: &str) -> Result<(i64, String)> {
     let invalid = || Status::bad_request(format!("invalid continue token {token:?}"));
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .map_err(|_| invalid())?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| invalid())?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    Ok((
-        value["rv"].as_i64().ok_or_else(invalid)?,
-        value["start"].as_str().ok_or_else(invalid)?.to_string(),
-    ))
+    Ok((value["rv"].as_i64().ok_or_else(invalid)?, value["start"].as_str().ok_or_else(invalid)?.to_string()))
 }
 
 /// The selectors of a list or watch.
@@ -258,11 +217,7 @@ impl Filter {
         let known = request.resource.field_selectors;
         for term in &fields.terms {
             if !known.contains(&term.field.as_str()) {
-                let listed = known
-                    .iter()
-                    .map(|f| format!("{f:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let listed = known.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ");
                 return Err(Status::bad_request(format!(
                     "{:?} is not a known field selector: only {listed}",
                     term.field
@@ -275,11 +230,7 @@ impl Filter {
     fn matches(&self, object: &Value) -> bool {
         let labels: BTreeMap<String, String> = object["metadata"]["labels"]
             .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default();
         self.labels.matches(&labels) && self.fields.matches(|field| field_value(object, field))
     }
@@ -342,8 +293,7 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
     }
     let response = match request.wanted {
         Wanted::Table => {
-            let include = IncludeObject::parse(request.query.get("includeObject"))
-                .map_err(Status::bad_request)?;
+            let include = IncludeObject::parse(request.query.get("includeObject")).map_err(Status::bad_request)?;
             table::table(request.resource, &items, metadata, include)
         }
         _ => json!({
@@ -364,9 +314,8 @@ async fn list_revision(state: &State, request: &RestRequest) -> Result<i64> {
     let Some(rv) = request.query.get("resourceVersion") else {
         return Ok(0);
     };
-    let requested: i64 = rv.parse().map_err(|_| {
-        Status::bad_request(format!("invalid resourceVersion {rv:?}: not an integer"))
-    })?;
+    let requested: i64 =
+        rv.parse().map_err(|_| Status::bad_request(format!("invalid resourceVersion {rv:?}: not an integer")))?;
     if requested == 0 {
         return Ok(0);
     }
@@ -376,23 +325,17 @@ async fn list_revision(state: &State, request: &RestRequest) -> Result<i64> {
             let current = state.store.current_revision().await.map_err(store_error)?;
             if requested > current {
                 let why = format!("Too large resource version: {requested}, current: {current}");
-                return Err(Status::timeout(why).with_details(
-                    apimachinery::status::StatusDetails {
-                        causes: vec![StatusCause::new(
-                            "ResourceVersionTooLarge",
-                            "",
-                            "Too large resource version",
-                        )],
-                        retry_after_seconds: Some(1),
-                        ..Default::default()
-                    },
-                ));
+                return Err(Status::timeout(why).with_details(apimachinery::status::StatusDetails {
+                    causes: vec![StatusCause::new("ResourceVersionTooLarge", "", "Too large resource version")],
+                    retry_after_seconds: Some(1),
+                    ..Default::default()
+                }));
             }
             Ok(0)
         }
-        Some(other) => Err(Status::bad_request(format!(
-            "invalid resourceVersionMatch {other:?}: must be Exact or NotOlderThan"
-        ))),
+        Some(other) => {
+            Err(Status::bad_request(format!("invalid resourceVersionMatch {other:?}: must be Exact or NotOlderThan")))
+        }
     }
 }
 
@@ -438,32 +381,18 @@ fn check_type_and_namespace(request: &RestRequest, object: &mut Value) -> Result
 
 /// Namespaced objects may only be made in a namespace that exists and is not being deleted.
 async fn check_namespace(state: &State, request: &RestRequest) -> Result<()> {
-    let Some(namespace) = request
-        .namespace
-        .as_deref()
-        .filter(|_| request.resource.namespaced)
-    else {
+    let Some(namespace) = request.namespace.as_deref().filter(|_| request.resource.namespaced) else {
         return Ok(());
     };
-    let namespaces =
-        apimachinery::registry::find("", "v1", "namespaces").expect("namespaces are registered");
+    let namespaces = apimachinery::registry::find("", "v1", "namespaces").expect("namespaces are registered");
     let kv = state
         .store
         .get(&objects::key(namespaces, None, namespace), 0)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| {
-            Status::not_found(Target {
-                group: "",
-                resource: "namespaces",
-                name: namespace,
-            })
-        })?;
+        .ok_or_else(|| Status::not_found(Target { group: "", resource: "namespaces", name: namespace }))?;
     let object = from_store(&kv)?;
-    if object["metadata"]
-        .get("deletionTimestamp")
-        .is_some_and(|t| !t.is_null())
-    {
+    if object["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null()) {
         return Err(Status::forbidden(format!(
             "unable to create new content in namespace {namespace} because it is being terminated"
         )));
@@ -483,9 +412,7 @@ fn prepare_for_create(resource: &Resource, object: &mut Value) {
     }
     if resource.group.is_empty() && resource.name == "namespaces" {
         let name = meta_str(object, "name").unwrap_or_default().to_string();
-        let labels = objects::metadata(object)
-            .entry("labels")
-            .or_insert_with(|| json!({}));
+        let labels = objects::metadata(object).entry("labels").or_insert_with(|| json!({}));
         if let Some(labels) = labels.as_object_mut() {
             labels.insert("kubernetes.io/metadata.name".into(), json!(name));
         }
@@ -500,73 +427,43 @@ async fn create(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
     check_type_and_namespace(request, &mut object)?;
     let resource = request.resource;
     let metadata = objects::metadata(&mut object);
-    let name = match (
-        metadata.get("name").and_then(Value::as_str),
-        metadata.get("generateName").and_then(Value::as_str),
-    ) {
-        (Some(name), _) if !name.is_empty() => name.to_string(),
-        (_, Some(base)) if !base.is_empty() => format!("{base}{}", objects::random_suffix()),
-        _ => {
-            return Err(Status::invalid(
-                resource.kind,
-                resource.group,
-                "",
-                vec![StatusCause::required("metadata.name")],
-            ))
-        }
-    };
+    let name =
+        match (metadata.get("name").and_then(Value::as_str), metadata.get("generateName").and_then(Value::as_str)) {
+            (Some(name), _) if !name.is_empty() => name.to_string(),
+            (_, Some(base)) if !base.is_empty() => format!("{base}{}", objects::random_suffix()),
+            _ => {
+                return Err(Status::invalid(
+                    resource.kind,
+                    resource.group,
+                    "",
+                    vec![StatusCause::required("metadata.name")],
+                ))
+            }
+        };
     metadata.insert("name".into(), json!(name));
     metadata.insert("uid".into(), json!(objects::new_uid()));
-    metadata.insert(
-        "creationTimestamp".into(),
-        json!(objects::timestamp(SystemTime::now())),
-    );
-    for field in [
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "resourceVersion",
-        "generation",
-        "selfLink",
-    ] {
+    metadata.insert("creationTimestamp".into(), json!(objects::timestamp(SystemTime::now())));
+    for field in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation", "selfLink"] {
         metadata.remove(field);
     }
     let causes = objects::validate_name(resource, &name);
     if !causes.is_empty() {
-        return Err(Status::invalid(
-            resource.kind,
-            resource.group,
-            &name,
-            causes,
-        ));
+        return Err(Status::invalid(resource.kind, resource.group, &name, causes));
     }
     prepare_for_create(resource, &mut object);
     check_namespace(state, request).await?;
     let key = request.key(&name);
     if request.dry_run() {
-        if state
-            .store
-            .get(&key, 0)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if state.store.get(&key, 0).await.map_err(store_error)?.is_some() {
             return Err(Status::already_exists(request.target(&name)));
         }
         return Ok(object_response(request, StatusCode::CREATED, &object));
     }
-    let revision = state
-        .store
-        .create(&key, to_store(&object))
-        .await
-        .map_err(|e| match e {
-            StoreError::AlreadyExists { .. } => Status::already_exists(request.target(&name)),
-            other => store_error(other),
-        })?;
-    Ok(object_response(
-        request,
-        StatusCode::CREATED,
-        &with_revision(object, revision),
-    ))
+    let revision = state.store.create(&key, to_store(&object)).await.map_err(|e| match e {
+        StoreError::AlreadyExists { .. } => Status::already_exists(request.target(&name)),
+        other => store_error(other),
+    })?;
+    Ok(object_response(request, StatusCode::CREATED, &with_revision(object, revision)))
 }
 
 /// Everything but metadata and status: what a change of bumps `generation`.
@@ -604,13 +501,7 @@ fn merge_update(request: &RestRequest, old: &Value, mut new: Value) -> Value {
     }
     let old_meta = old.get("metadata").cloned().unwrap_or_default();
     let metadata = objects::metadata(&mut new);
-    for field in [
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-    ] {
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
         match old_meta.get(field) {
             Some(value) => metadata.insert(field.into(), value.clone()),
             None => metadata.remove(field),
@@ -648,49 +539,30 @@ async fn update(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
     }
     let updated = merge_update(request, &current, object);
     if request.dry_run() {
-        return Ok(object_response(
-            request,
-            StatusCode::OK,
-            &with_revision(updated, kv.mod_revision),
-        ));
+        return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
     }
-    let revision = state
-        .store
-        .update(&kv.key, to_store(&updated), kv.mod_revision)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict { .. } => Status::modified(request.target(&name)),
-            StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
-            other => store_error(other),
-        })?;
-    Ok(object_response(
-        request,
-        StatusCode::OK,
-        &with_revision(updated, revision),
-    ))
+    let revision = state.store.update(&kv.key, to_store(&updated), kv.mod_revision).await.map_err(|e| match e {
+        StoreError::Conflict { .. } => Status::modified(request.target(&name)),
+        StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
+        other => store_error(other),
+    })?;
+    Ok(object_response(request, StatusCode::OK, &with_revision(updated, revision)))
 }
 
 /// How many times a patch is re-applied when the object changes under it.
 const PATCH_RETRIES: usize = 5;
 
-fn apply_patch(content_type: Option<&str>, current: &Value, body: &[u8]) -> Result<Value> {
-    let media = content_type
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
-    let invalid = |e: &dyn std::fmt::Display| {
-        Status::failure(
-            422,
-            "Invalid",
-            format!("the patch could not be applied: {e}"),
-        )
+fn apply_patch(request: &RestRequest, current: &Value, body: &[u8]) -> Result<Value> {
+    let content_type = request.content_type.as_deref();
+    let media = content_type.unwrap_or_default().split(';').next().unwrap_or("").trim();
+    let invalid =
+        |e: &dyn std::fmt::Display| Status::failure(422, "Invalid", format!("the patch could not be applied: {e}"));
+    let decode_patch = |what: &str| -> Result<Value> {
+        serde_json::from_slice(body).map_err(|e| Status::bad_request(format!("error decoding the {what}: {e}")))
     };
     match media {
         "application/merge-patch+json" => {
-            let patch: Value = serde_json::from_slice(body)
-                .map_err(|e| Status::bad_request(format!("error decoding the merge patch: {e}")))?;
+            let patch = decode_patch("merge patch")?;
             let mut patched = current.clone();
             json_patch::merge(&mut patched, &patch);
             Ok(patched)
@@ -702,6 +574,20 @@ fn apply_patch(content_type: Option<&str>, current: &Value, body: &[u8]) -> Resu
             json_patch::patch(&mut patched, &patch).map_err(|e| invalid(&e))?;
             Ok(patched)
         }
+        "application/strategic-merge-patch+json" => {
+            // Scale is the object being patched on /scale, whatever the parent resource.
+            let (group, version, kind) = match request.subresource.as_deref() {
+                Some("scale") => ("autoscaling", "v1", "Scale"),
+                _ => (request.resource.group, request.resource.version, request.resource.kind),
+            };
+            let schema =
+                patch::schema_for_kind(group, version, kind).ok_or_else(|| Status::unsupported_media_type(media))?;
+            let patch = decode_patch("strategic merge patch")?;
+            patch::strategic_merge(current, &patch, &schema).map_err(|e| {
+                let reason = if e.code() == 400 { "BadRequest" } else { "Invalid" };
+                Status::failure(e.code(), reason, format!("the patch could not be applied: {e}"))
+            })
+        }
         other => Err(Status::unsupported_media_type(other)),
     }
 }
@@ -711,53 +597,28 @@ async fn patch(state: &State, request: &RestRequest, body: &[u8]) -> Result<Resp
     let name = request.name.clone().unwrap_or_default();
     for _ in 0..PATCH_RETRIES {
         let (kv, current) = read_current(state, request, &name).await?;
-        let mut patched = apply_patch(request.content_type.as_deref(), &current, body)?;
+        let mut patched = apply_patch(request, &current, body)?;
         if !patched.is_object() {
-            return Err(Status::bad_request(
-                "the patched object is not a JSON object",
-            ));
+            return Err(Status::bad_request("the patched object is not a JSON object"));
         }
         check_type_and_namespace(request, &mut patched)?;
         if meta_str(&patched, "name") != Some(name.as_str()) {
-            return Err(Status::bad_request(
-                "the patch may not change metadata.name",
-            ));
+            return Err(Status::bad_request("the patch may not change metadata.name"));
         }
         // A resourceVersion the patch sets is a precondition; otherwise the patch applies to whatever is current.
         let precondition = meta_str(&patched, "resourceVersion").map(str::to_string);
-        if precondition
-            .as_deref()
-            .is_some_and(|rv| rv != kv.mod_revision.to_string())
-        {
+        if precondition.as_deref().is_some_and(|rv| rv != kv.mod_revision.to_string()) {
             return Err(Status::modified(request.target(&name)));
         }
         let updated = merge_update(request, &current, patched);
         if request.dry_run() {
-            return Ok(object_response(
-                request,
-                StatusCode::OK,
-                &with_revision(updated, kv.mod_revision),
-            ));
+            return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
         }
-        match state
-            .store
-            .update(&kv.key, to_store(&updated), kv.mod_revision)
-            .await
-        {
-            Ok(revision) => {
-                return Ok(object_response(
-                    request,
-                    StatusCode::OK,
-                    &with_revision(updated, revision),
-                ))
-            }
+        match state.store.update(&kv.key, to_store(&updated), kv.mod_revision).await {
+            Ok(revision) => return Ok(object_response(request, StatusCode::OK, &with_revision(updated, revision))),
             Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
-            Err(StoreError::Conflict { .. }) => {
-                return Err(Status::modified(request.target(&name)))
-            }
-            Err(StoreError::NotFound { .. }) => {
-                return Err(Status::not_found(request.target(&name)))
-            }
+            Err(StoreError::Conflict { .. }) => return Err(Status::modified(request.target(&name))),
+            Err(StoreError::NotFound { .. }) => return Err(Status::not_found(request.target(&name))),
             Err(other) => return Err(store_error(other)),
         }
     }
@@ -789,77 +650,141 @@ async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
         if rv != kv.mod_revision.to_string() {
             return Err(Status::conflict(
                 request.target(&name),
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    kv.mod_revision
+                ),
             ));
         }
     }
-    let finalizers = current["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
+    let finalizers = current["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
     if finalizers {
         // Finalizers hold the object: mark it deleted and let their owners remove them.
-        if current["metadata"]
-            .get("deletionTimestamp")
-            .is_some_and(|t| !t.is_null())
-        {
+        if current["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null()) {
             return Ok(object_response(request, StatusCode::OK, &current));
         }
         let mut marked = current.clone();
         let metadata = objects::metadata(&mut marked);
-        metadata.insert(
-            "deletionTimestamp".into(),
-            json!(objects::timestamp(SystemTime::now())),
-        );
+        metadata.insert("deletionTimestamp".into(), json!(objects::timestamp(SystemTime::now())));
         metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
         if request.dry_run() {
             return Ok(object_response(request, StatusCode::OK, &marked));
         }
-        let revision = state
-            .store
-            .update(&kv.key, to_store(&marked), kv.mod_revision)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => Status::modified(request.target(&name)),
-                other => store_error(other),
-            })?;
-        return Ok(object_response(
-            request,
-            StatusCode::OK,
-            &with_revision(marked, revision),
-        ));
+        let revision = state.store.update(&kv.key, to_store(&marked), kv.mod_revision).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => Status::modified(request.target(&name)),
+            other => store_error(other),
+        })?;
+        return Ok(object_response(request, StatusCode::OK, &with_revision(marked, revision)));
     }
     if request.dry_run() {
         return Ok(object_response(request, StatusCode::OK, &current));
     }
-    state
-        .store
-        .delete(&kv.key, Some(kv.mod_revision))
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict { .. } => Status::modified(request.target(&name)),
-            StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
-            other => store_error(other),
-        })?;
+    state.store.delete(&kv.key, Some(kv.mod_revision)).await.map_err(|e| match e {
+        StoreError::Conflict { .. } => Status::modified(request.target(&name)),
+        StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
+        other => store_error(other),
+    })?;
     Ok(object_response(request, StatusCode::OK, &current))
+}
+
+fn review(request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    verb_allowed(request, "create")?;
+    let review = decode(request.content_type.as_deref(), body)?;
+    let answered = reviews::answer(request.resource, &request.identity, review)?;
+    Ok(http::json(StatusCode::CREATED, &answered))
+}
+
+async fn get_scale(state: &State, request: &RestRequest) -> Result<Response<Body>> {
+    verb_allowed(request, "get")?;
+    let name = request.name.as_deref().unwrap_or_default();
+    let (_, object) = read_current(state, request, name).await?;
+    Ok(http::json(StatusCode::OK, &scale::scale_of(&object)))
+}
+
+async fn update_scale(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    let verb = if request.method == Method::PUT { "update" } else { "patch" };
+    verb_allowed(request, verb)?;
+    let name = request.name.clone().unwrap_or_default();
+    for _ in 0..PATCH_RETRIES {
+        let (kv, current) = read_current(state, request, &name).await?;
+        let wanted = if request.method == Method::PUT {
+            decode(request.content_type.as_deref(), body)?
+        } else {
+            apply_patch(request, &scale::scale_of(&current), body)?
+        };
+        let precondition = meta_str(&wanted, "resourceVersion").map(str::to_string);
+        if precondition.as_deref().is_some_and(|rv| rv != kv.mod_revision.to_string()) {
+            return Err(Status::modified(request.target(&name)));
+        }
+        let updated = merge_update(request, &current, scale::apply_scale(&current, &wanted)?);
+        if request.dry_run() {
+            return Ok(http::json(StatusCode::OK, &scale::scale_of(&with_revision(updated, kv.mod_revision))));
+        }
+        match state.store.update(&kv.key, to_store(&updated), kv.mod_revision).await {
+            Ok(revision) => return Ok(http::json(StatusCode::OK, &scale::scale_of(&with_revision(updated, revision)))),
+            Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
+            Err(StoreError::Conflict { .. }) => return Err(Status::modified(request.target(&name))),
+            Err(StoreError::NotFound { .. }) => return Err(Status::not_found(request.target(&name))),
+            Err(other) => return Err(store_error(other)),
+        }
+    }
+    Err(Status::modified(request.target(&name)))
+}
+
+/// Deletes every object the selectors match; answers with the list of what was deleted.
+async fn delete_collection(state: &State, request: &RestRequest) -> Result<Response<Body>> {
+    verb_allowed(request, "deletecollection")?;
+    let filter = Filter::parse(request)?;
+    let prefix = objects::prefix(request.resource, request.namespace.as_deref());
+    let page = state.store.range(RangeRequest { prefix, ..Default::default() }).await.map_err(store_error)?;
+    let mut deleted = Vec::new();
+    for kv in &page.kvs {
+        let object = from_store(kv)?;
+        if !filter.matches(&object) {
+            continue;
+        }
+        if request.dry_run() {
+            deleted.push(object);
+            continue;
+        }
+        let finalizers = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        let result = if finalizers {
+            let mut marked = object.clone();
+            objects::metadata(&mut marked)
+                .entry("deletionTimestamp")
+                .or_insert_with(|| json!(objects::timestamp(SystemTime::now())));
+            state.store.update(&kv.key, to_store(&marked), kv.mod_revision).await.map(|_| marked)
+        } else {
+            state.store.delete(&kv.key, Some(kv.mod_revision)).await.map(|_| object)
+        };
+        match result {
+            Ok(object) => deleted.push(object),
+            // Changed or gone since the list: someone else got there; leave it to them.
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
+            Err(other) => return Err(store_error(other)),
+        }
+    }
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", request.resource.kind),
+            "apiVersion": request.resource.group_version(),
+            "metadata": {"resourceVersion": page.revision.to_string()},
+            "items": deleted,
+        }),
+    ))
 }
 
 /// One watch event as a line of the stream (a one-row Table when the client asked for Tables).
 fn event_line(request: &RestRequest, kind: &str, object: &Value) -> Bytes {
     let object = if request.wanted == Wanted::Table {
-        let include = IncludeObject::parse(request.query.get("includeObject"))
-            .unwrap_or(IncludeObject::Metadata);
+        let include = IncludeObject::parse(request.query.get("includeObject")).unwrap_or(IncludeObject::Metadata);
         let rv = meta_str(object, "resourceVersion").unwrap_or_default();
-        table::table(
-            request.resource,
-            std::slice::from_ref(object),
-            json!({"resourceVersion": rv}),
-            include,
-        )
+        table::table(request.resource, std::slice::from_ref(object), json!({"resourceVersion": rv}), include)
     } else {
         object.clone()
     };
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
-        .expect("JSON values serialize");
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("JSON values serialize");
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -883,18 +808,15 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
     verb_allowed(request, "watch")?;
     let filter = Filter::parse(request)?;
     let prefix = objects::prefix(request.resource, request.namespace.as_deref());
-    let timeout = request
-        .query
-        .number("timeoutSeconds")?
-        .map_or(DEFAULT_WATCH_TIMEOUT, |s| Duration::from_secs(s as u64));
+    let timeout =
+        request.query.number("timeoutSeconds")?.map_or(DEFAULT_WATCH_TIMEOUT, |s| Duration::from_secs(s as u64));
     let bookmarks = request.query.flag("allowWatchBookmarks");
     let send_initial = request.query.flag("sendInitialEvents");
     let rv = match request.query.get("resourceVersion") {
         None | Some("0") => None,
-        Some(rv) => Some(
-            rv.parse::<i64>()
-                .map_err(|_| Status::bad_request(format!("invalid resourceVersion {rv:?}")))?,
-        ),
+        Some(rv) => {
+            Some(rv.parse::<i64>().map_err(|_| Status::bad_request(format!("invalid resourceVersion {rv:?}")))?)
+        }
     };
     // Start from now (with the current objects as ADDED) unless the client names a revision to resume after.
     let mut initial = Vec::new();
@@ -903,10 +825,7 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
         _ => {
             let page = state
                 .store
-                .range(RangeRequest {
-                    prefix: prefix.clone(),
-                    ..Default::default()
-                })
+                .range(RangeRequest { prefix: prefix.clone(), ..Default::default() })
                 .await
                 .map_err(store_error)?;
             for kv in &page.kvs {
@@ -929,19 +848,15 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
         query: Query::parse(None),
         content_type: None,
         wanted: request.wanted,
+        identity: request.identity.clone(),
     };
     tokio::spawn(async move {
         let mut watcher = match watcher {
             Ok(watcher) => watcher,
             Err(error) => {
                 let status = store_error(error);
-                let _ = tx
-                    .send(event_line(
-                        &request,
-                        "ERROR",
-                        &serde_json::to_value(&status).unwrap_or_default(),
-                    ))
-                    .await;
+                let _ =
+                    tx.send(event_line(&request, "ERROR", &serde_json::to_value(&status).unwrap_or_default())).await;
                 return;
             }
         };
@@ -951,13 +866,7 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
             }
         }
         if send_initial && bookmarks {
-            let _ = tx
-                .send(event_line(
-                    &request,
-                    "BOOKMARK",
-                    &bookmark(&request, start - 1, true),
-                ))
-                .await;
+            let _ = tx.send(event_line(&request, "BOOKMARK", &bookmark(&request, start - 1, true))).await;
         }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
@@ -992,19 +901,14 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
         }
     });
     let mut response = Response::new(http_body_util::BodyExt::boxed(ChannelBody(rx)));
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     Ok(response)
 }
 
 /// A store event as a watch event, seen through the selector: objects entering it are ADDED, leaving it DELETED.
-fn watch_event_line(
-    request: &RestRequest,
-    filter: &Filter,
-    event: &storage::Event,
-) -> Option<Bytes> {
+fn watch_event_line(request: &RestRequest, filter: &Filter, event: &storage::Event) -> Option<Bytes> {
     let revision = event.kv.mod_revision;
     let previous = event.prev.as_ref().and_then(|kv| from_store(kv).ok());
     let was = previous.as_ref().is_some_and(|o| filter.matches(o));

@@ -22,9 +22,7 @@ impl IncludeObject {
             None | Some("Metadata") => Ok(IncludeObject::Metadata),
             Some("Object") => Ok(IncludeObject::Object),
             Some("None") => Ok(IncludeObject::None),
-            Some(other) => Err(format!(
-                "includeObject must be one of None, Metadata, Object, not {other:?}"
-            )),
+            Some(other) => Err(format!("includeObject must be one of None, Metadata, Object, not {other:?}")),
         }
     }
 }
@@ -53,13 +51,7 @@ const AGE: Column = Column {
 };
 
 fn columns(resource: &Resource) -> Vec<Column> {
-    let column = |name, kind, description| Column {
-        name,
-        kind,
-        format: "",
-        priority: 0,
-        description,
-    };
+    let column = |name, kind, description| Column { name, kind, format: "", priority: 0, description };
     match (resource.group, resource.name) {
         ("", "namespaces") => vec![NAME, column("Status", "string", "The status of the namespace"), AGE],
         ("", "configmaps") => vec![NAME, column("Data", "string", "Data contains the configuration data."), AGE],
@@ -78,39 +70,14 @@ fn cells(resource: &Resource, object: &Value, now: SystemTime) -> Vec<Value> {
     let name = json!(meta_str(object, "name").unwrap_or_default());
     let age = json!(age(meta_str(object, "creationTimestamp"), now));
     let count = |field: &str| {
-        let size = |f: &str| {
-            object
-                .get(f)
-                .and_then(Value::as_object)
-                .map_or(0, |m| m.len())
-        };
-        json!(
-            size(field)
-                + if field == "data" {
-                    size("binaryData")
-                } else {
-                    0
-                }
-        )
+        let size = |f: &str| object.get(f).and_then(Value::as_object).map_or(0, |m| m.len());
+        json!(size(field) + if field == "data" { size("binaryData") } else { 0 })
     };
     match (resource.group, resource.name) {
-        ("", "namespaces") => vec![
-            name,
-            json!(object["status"]["phase"].as_str().unwrap_or_default()),
-            age,
-        ],
+        ("", "namespaces") => vec![name, json!(object["status"]["phase"].as_str().unwrap_or_default()), age],
         ("", "configmaps") => vec![name, count("data"), age],
-        ("", "secrets") => vec![
-            name,
-            json!(object["type"].as_str().unwrap_or_default()),
-            count("data"),
-            age,
-        ],
-        ("", "serviceaccounts") => vec![
-            name,
-            json!(object["secrets"].as_array().map_or(0, Vec::len)),
-            age,
-        ],
+        ("", "secrets") => vec![name, json!(object["type"].as_str().unwrap_or_default()), count("data"), age],
+        ("", "serviceaccounts") => vec![name, json!(object["secrets"].as_array().map_or(0, Vec::len)), age],
         _ => vec![name, age],
     }
 }
@@ -128,12 +95,7 @@ fn row_object(object: &Value, include: IncludeObject) -> Value {
 }
 
 /// A Table of `objects`, with the list's metadata (resourceVersion, continue, remainingItemCount).
-pub fn table(
-    resource: &Resource,
-    objects: &[Value],
-    list_metadata: Value,
-    include: IncludeObject,
-) -> Value {
+pub fn table(resource: &Resource, objects: &[Value], list_metadata: Value, include: IncludeObject) -> Value {
     let now = SystemTime::now();
     let definitions: Vec<Value> = columns(resource)
         .iter()
@@ -180,18 +142,9 @@ mod tests {
             "data": {"a": "1", "b": "2"},
             "binaryData": {"c": "AA=="},
         });
-        let table = table(
-            configmaps,
-            &[object],
-            json!({"resourceVersion": "7"}),
-            IncludeObject::Metadata,
-        );
-        let names: Vec<&str> = table["columnDefinitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let table = table(configmaps, &[object], json!({"resourceVersion": "7"}), IncludeObject::Metadata);
+        let names: Vec<&str> =
+            table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["Name", "Data", "Age"]);
         assert_eq!(table["rows"][0]["cells"][0], "cfg");
         assert_eq!(table["rows"][0]["cells"][1], 3);

@@ -60,9 +60,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
-        Command::Datastore {
-            command: DatastoreCommand::Status(args),
-        } => runtime.block_on(datastore_status(&args)),
+        Command::Datastore { command: DatastoreCommand::Status(args) } => runtime.block_on(datastore_status(&args)),
     }
 }
 
@@ -73,12 +71,7 @@ async fn datastore_status(args: &DatastoreArgs) -> anyhow::Result<()> {
         anyhow::ensure!(path.exists(), "no datastore at {}", path.display());
     }
     let store = datastore.open().await?;
-    let keys = store
-        .range(RangeRequest {
-            limit: 1,
-            ..Default::default()
-        })
-        .await?;
+    let keys = store.range(RangeRequest { limit: 1, ..Default::default() }).await?;
     match &datastore {
         Datastore::Sqlite(path) => println!("backend:    sqlite {}", path.display()),
         Datastore::Etcd(endpoints) => println!("backend:    etcd {}", endpoints.join(",")),

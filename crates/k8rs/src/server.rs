@@ -44,13 +44,8 @@ pub struct ServerArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 90s, 5m or 1h"))?;
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 5m or 1h"))?;
     match unit {
         "s" | "" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
@@ -61,22 +56,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// The first address of a CIDR plus one: the `kubernetes` Service's cluster IP, which must be in the certificate.
 fn first_service_ip(cidr: &str) -> anyhow::Result<IpAddr> {
-    let (base, bits) = cidr
-        .split_once('/')
-        .with_context(|| format!("--service-cidr {cidr:?} is not a CIDR"))?;
-    let base: Ipv4Addr = base
-        .parse()
-        .with_context(|| format!("--service-cidr {cidr:?} is not an IPv4 CIDR"))?;
+    let (base, bits) = cidr.split_once('/').with_context(|| format!("--service-cidr {cidr:?} is not a CIDR"))?;
+    let base: Ipv4Addr = base.parse().with_context(|| format!("--service-cidr {cidr:?} is not an IPv4 CIDR"))?;
     let bits: u32 = bits
         .parse()
         .ok()
         .filter(|b| *b <= 30)
         .with_context(|| format!("--service-cidr {cidr:?} has a bad prefix length"))?;
-    let mask = if bits == 0 {
-        0
-    } else {
-        u32::MAX << (32 - bits)
-    };
+    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
     Ok(IpAddr::V4(Ipv4Addr::from((u32::from(base) & mask) + 1)))
 }
 
@@ -96,33 +83,19 @@ fn join_token(args: &ServerArgs) -> anyhow::Result<String> {
 }
 
 fn random_hex() -> String {
-    apiserver::random_bytes::<32>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    apiserver::random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let service_ip = first_service_ip(&args.service_cidr)?;
-    anyhow::ensure!(
-        args.cluster_cidr.contains('/'),
-        "--cluster-cidr {:?} is not a CIDR",
-        args.cluster_cidr
-    );
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let datastore = Datastore::parse(
-        &args.datastore_endpoint,
-        &args.data_dir.join("server/db/state.db"),
-    )
-    .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(args.cluster_cidr.contains('/'), "--cluster-cidr {:?} is not a CIDR", args.cluster_cidr);
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let datastore = Datastore::parse(&args.datastore_endpoint, &args.data_dir.join("server/db/state.db"))
+        .map_err(anyhow::Error::msg)?;
     let store = datastore.open().await?;
     let _compactor = storage::spawn_compactor(store.clone(), args.compaction_window);
 
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
     let mut names: Vec<String> = [
         "localhost",
         "kubernetes",
@@ -157,27 +130,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
 
     let listen = SocketAddr::new(args.bind_address, args.https_listen_port);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let client_host = if args.bind_address.is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        args.bind_address
-    };
+    let client_host =
+        if args.bind_address.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { args.bind_address };
     let server_url = format!("https://{}", SocketAddr::new(client_host, local.port()));
     let kubeconfig = pki::kubeconfig(&server_url, &pki.ca, &pki.admin);
     pki::write_private(&args.data_dir.join("kubeconfig.yaml"), &kubeconfig)?;
     if let Some(path) = &args.write_kubeconfig {
         pki::write_private(path, &kubeconfig)?;
     }
-    let config = Config {
-        store,
-        pki,
-        tokens,
-        advertise_address: SocketAddr::new(client_host, local.port()).to_string(),
-    };
+    let config =
+        Config { store, pki, tokens, advertise_address: SocketAddr::new(client_host, local.port()).to_string() };
     let server = ApiServer::start(listener, config).await?;
     tracing::info!(address = %server.address, kubeconfig = %args.data_dir.join("kubeconfig.yaml").display(), "k8rs server is serving");
     eprintln!(

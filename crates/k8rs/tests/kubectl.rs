@@ -26,22 +26,13 @@ fn stderr(output: &Output) -> String {
 
 #[track_caller]
 fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "kubectl failed: {}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert!(output.status.success(), "kubectl failed: {}{}", stdout(&output), stderr(&output));
     stdout(&output)
 }
 
 #[track_caller]
 fn fails(output: Output) -> String {
-    assert!(
-        !output.status.success(),
-        "kubectl succeeded: {}",
-        stdout(&output)
-    );
+    assert!(!output.status.success(), "kubectl succeeded: {}", stdout(&output));
     stderr(&output)
 }
 
@@ -49,14 +40,7 @@ fn fails(output: Output) -> String {
 fn bare_kubectl(server: &Server, extra: &[&str]) -> Output {
     let ca = server.data_dir().join("server/tls/ca.crt");
     Command::new(testkit::kubectl_path(None))
-        .args([
-            "--server",
-            &server.url(),
-            "--certificate-authority",
-            ca.to_str().unwrap(),
-            "--kubeconfig",
-            "/dev/null",
-        ])
+        .args(["--server", &server.url(), "--certificate-authority", ca.to_str().unwrap(), "--kubeconfig", "/dev/null"])
         .args(extra)
         .env("HOME", server.data_dir())
         .output()
@@ -73,13 +57,7 @@ fn anonymous_get(server: &Server, path: &str) -> String {
         print(r.status, r.read().decode(), end='')\n";
     let ca = server.data_dir().join("server/tls/ca.crt");
     let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            ca.to_str().unwrap(),
-            &server.port.to_string(),
-            path,
-        ])
+        .args(["-c", script, ca.to_str().unwrap(), &server.port.to_string(), path])
         .output()
         .expect("python3");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -96,24 +74,10 @@ fn discovery_serves_every_kubectl_version() {
             .find(|l| l.starts_with("deployments "))
             .unwrap_or_else(|| panic!("{version:?}: {resources}"));
         let columns: Vec<&str> = deployments.split_whitespace().collect();
-        assert_eq!(
-            columns,
-            ["deployments", "deploy", "apps/v1", "true", "Deployment"],
-            "{version:?}"
-        );
+        assert_eq!(columns, ["deployments", "deploy", "apps/v1", "true", "Deployment"], "{version:?}");
         let versions = ok(server.kubectl(version, &["api-versions"]));
-        for gv in [
-            "v1",
-            "apps/v1",
-            "autoscaling/v1",
-            "autoscaling/v2",
-            "batch/v1",
-            "rbac.authorization.k8s.io/v1",
-        ] {
-            assert!(
-                versions.lines().any(|l| l == gv),
-                "{version:?} lacks {gv}: {versions}"
-            );
+        for gv in ["v1", "apps/v1", "autoscaling/v1", "autoscaling/v2", "batch/v1", "rbac.authorization.k8s.io/v1"] {
+            assert!(versions.lines().any(|l| l == gv), "{version:?} lacks {gv}: {versions}");
         }
     }
     let categories = ok(server.kubectl(None, &["api-resources", "--categories=all", "-o", "name"]));
@@ -141,17 +105,12 @@ fn a_new_cluster_has_the_default_namespaces() {
     let server = server();
     let namespaces = ok(server.kubectl(None, &["get", "namespaces"]));
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        let line = namespaces
-            .lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{namespaces}"));
+        let line =
+            namespaces.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{namespaces}"));
         assert!(line.contains("Active"), "{line}");
     }
     let path = "jsonpath={.metadata.labels.kubernetes\\.io/metadata\\.name}";
-    assert_eq!(
-        ok(server.kubectl(None, &["get", "ns", "default", "-o", path])),
-        "default"
-    );
+    assert_eq!(ok(server.kubectl(None, &["get", "ns", "default", "-o", path])), "default");
 }
 
 #[test]
@@ -159,186 +118,66 @@ fn configmaps_are_created_read_patched_and_deleted() {
     let server = server();
     let k = |args: &[&str]| server.kubectl(JSON_KUBECTL, args);
     let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
-    ok(server.kubectl_stdin(
-        JSON_KUBECTL,
-        &["create", "--validate=false", "-f", "-"],
-        namespace,
-    ));
-    let created = ok(k(&[
-        "-n",
-        "shop",
-        "create",
-        "configmap",
-        "cfg",
-        "--from-literal=color=blue",
-        "--from-literal=size=L",
-    ]));
+    ok(server.kubectl_stdin(JSON_KUBECTL, &["create", "--validate=false", "-f", "-"], namespace));
+    let created =
+        ok(k(&["-n", "shop", "create", "configmap", "cfg", "--from-literal=color=blue", "--from-literal=size=L"]));
     assert!(created.contains("configmap/cfg created"), "{created}");
-    assert!(fails(k(&["-n", "shop", "create", "configmap", "cfg"]))
-        .contains(r#"configmaps "cfg" already exists"#));
+    assert!(fails(k(&["-n", "shop", "create", "configmap", "cfg"])).contains(r#"configmaps "cfg" already exists"#));
 
     let table = ok(k(&["-n", "shop", "get", "configmaps"]));
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..2], ["cfg", "2"], "{table}");
-    assert_eq!(
-        ok(k(&[
-            "-n",
-            "shop",
-            "get",
-            "cm",
-            "cfg",
-            "-o",
-            "jsonpath={.data.color}"
-        ])),
-        "blue"
-    );
+    assert_eq!(ok(k(&["-n", "shop", "get", "cm", "cfg", "-o", "jsonpath={.data.color}"])), "blue");
 
     ok(k(&["-n", "shop", "label", "configmap", "cfg", "app=web"]));
-    ok(k(&[
-        "-n",
-        "shop",
-        "annotate",
-        "configmap",
-        "cfg",
-        "owner=team-a",
-    ]));
-    assert_eq!(
-        ok(k(&[
-            "-n", "shop", "get", "cm", "-l", "app=web", "-o", "name"
-        ]))
-        .trim(),
-        "configmap/cfg"
-    );
-    assert_eq!(
-        ok(k(&[
-            "-n",
-            "shop",
-            "get",
-            "cm",
-            "-l",
-            "app in (db)",
-            "-o",
-            "name"
-        ]))
-        .trim(),
-        ""
-    );
+    ok(k(&["-n", "shop", "annotate", "configmap", "cfg", "owner=team-a"]));
+    assert_eq!(ok(k(&["-n", "shop", "get", "cm", "-l", "app=web", "-o", "name"])).trim(), "configmap/cfg");
+    assert_eq!(ok(k(&["-n", "shop", "get", "cm", "-l", "app in (db)", "-o", "name"])).trim(), "");
     assert!(ok(k(&["-n", "shop", "get", "cm", "--show-labels"])).contains("app=web"));
-    let everywhere = ok(k(&[
-        "get",
-        "cm",
-        "-A",
-        "--field-selector",
-        "metadata.name=cfg",
-    ]));
-    assert!(
-        everywhere.lines().nth(1).unwrap().starts_with("shop "),
-        "{everywhere}"
-    );
+    let everywhere = ok(k(&["get", "cm", "-A", "--field-selector", "metadata.name=cfg"]));
+    assert!(everywhere.lines().nth(1).unwrap().starts_with("shop "), "{everywhere}");
 
     let merge = r#"{"data":{"size":null,"shape":"round"}}"#;
-    ok(k(&[
-        "-n",
-        "shop",
-        "patch",
-        "cm",
-        "cfg",
-        "--type=merge",
-        "-p",
-        merge,
-    ]));
+    ok(k(&["-n", "shop", "patch", "cm", "cfg", "--type=merge", "-p", merge]));
     let json = r#"[{"op":"replace","path":"/data/color","value":"red"}]"#;
-    ok(k(&[
-        "-n",
-        "shop",
-        "patch",
-        "cm",
-        "cfg",
-        "--type=json",
-        "-p",
-        json,
-    ]));
-    let data = ok(k(&[
-        "-n",
-        "shop",
-        "get",
-        "cm",
-        "cfg",
-        "-o",
-        "jsonpath={.data}",
-    ]));
+    ok(k(&["-n", "shop", "patch", "cm", "cfg", "--type=json", "-p", json]));
+    let data = ok(k(&["-n", "shop", "get", "cm", "cfg", "-o", "jsonpath={.data}"]));
     assert_eq!(data, r#"{"color":"red","shape":"round"}"#);
     let broken = r#"[{"op":"remove","path":"/data/nothing"}]"#;
-    let bad = fails(k(&[
-        "-n",
-        "shop",
-        "patch",
-        "cm",
-        "cfg",
-        "--type=json",
-        "-p",
-        broken,
-    ]));
+    let bad = fails(k(&["-n", "shop", "patch", "cm", "cfg", "--type=json", "-p", broken]));
     assert!(bad.contains("could not be applied"), "{bad}");
 
     // dry-run=server answers as if it wrote, and writes nothing.
-    ok(k(&[
-        "-n",
-        "shop",
-        "create",
-        "configmap",
-        "ghost",
-        "--dry-run=server",
-    ]));
+    ok(k(&["-n", "shop", "create", "configmap", "ghost", "--dry-run=server"]));
     assert!(fails(k(&["-n", "shop", "get", "cm", "ghost"])).contains("NotFound"));
 
     let deleted = ok(k(&["-n", "shop", "delete", "configmap", "cfg"]));
     assert!(deleted.contains("deleted"), "{deleted}");
     let gone = fails(k(&["-n", "shop", "get", "configmap", "cfg"]));
     assert!(gone.contains(r#"configmaps "cfg" not found"#), "{gone}");
-    assert!(fails(k(&["-n", "nowhere", "create", "configmap", "x"]))
-        .contains(r#"namespaces "nowhere" not found"#));
+    assert!(fails(k(&["-n", "nowhere", "create", "configmap", "x"])).contains(r#"namespaces "nowhere" not found"#));
 }
 
 #[test]
 fn invalid_objects_are_refused_with_field_causes() {
     let server = server();
     let bad_name = fails(server.kubectl(JSON_KUBECTL, &["create", "configmap", "Bad_Name"]));
-    assert!(
-        bad_name.contains("ConfigMap \"Bad_Name\" is invalid: metadata.name"),
-        "{bad_name}"
-    );
+    assert!(bad_name.contains("ConfigMap \"Bad_Name\" is invalid: metadata.name"), "{bad_name}");
     let wrong_kind = fails(server.kubectl_stdin(
         JSON_KUBECTL,
-        &[
-            "create",
-            "--raw",
-            "/api/v1/namespaces/default/configmaps",
-            "-f",
-            "-",
-        ],
+        &["create", "--raw", "/api/v1/namespaces/default/configmaps", "-f", "-"],
         r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#,
     ));
-    assert!(
-        wrong_kind.contains("does not match the expected kind"),
-        "{wrong_kind}"
-    );
+    assert!(wrong_kind.contains("does not match the expected kind"), "{wrong_kind}");
 }
 
 #[test]
 fn a_stale_update_is_a_conflict() {
     let server = server();
-    ok(server.kubectl(
-        JSON_KUBECTL,
-        &["create", "configmap", "cfg", "--from-literal=a=1"],
-    ));
+    ok(server.kubectl(JSON_KUBECTL, &["create", "configmap", "cfg", "--from-literal=a=1"]));
     let original = ok(server.kubectl(None, &["get", "cm", "cfg", "-o", "json"]));
     ok(server.kubectl(JSON_KUBECTL, &["label", "cm", "cfg", "changed=yes"]));
-    let stale = fails(server.kubectl_stdin(
-        JSON_KUBECTL,
-        &["replace", "--validate=false", "-f", "-"],
-        &original,
-    ));
+    let stale = fails(server.kubectl_stdin(JSON_KUBECTL, &["replace", "--validate=false", "-f", "-"], &original));
     assert!(stale.contains("the object has been modified"), "{stale}");
 }
 
@@ -348,43 +187,23 @@ fn requests_without_credentials_are_refused() {
     // kubectl without credentials asks for a password before it sends anything, so ask as a plain HTTPS client.
     let anonymous = anonymous_get(&server, "/api/v1/namespaces");
     assert!(anonymous.starts_with("401 "), "{anonymous}");
-    assert!(
-        anonymous.contains(r#""reason":"Unauthorized""#),
-        "{anonymous}"
-    );
+    assert!(anonymous.contains(r#""reason":"Unauthorized""#), "{anonymous}");
     let wrong_token = stderr(&bare_kubectl(&server, &["--token", "nope", "get", "ns"]));
-    assert!(
-        wrong_token.contains("You must be logged in to the server"),
-        "{wrong_token}"
-    );
+    assert!(wrong_token.contains("You must be logged in to the server"), "{wrong_token}");
     // Health and version are public.
     let version = anonymous_get(&server, "/version");
-    assert!(
-        version.starts_with("200 ") && version.contains(r#""minor":"33""#),
-        "{version}"
-    );
+    assert!(version.starts_with("200 ") && version.contains(r#""minor":"33""#), "{version}");
     assert_eq!(anonymous_get(&server, "/readyz"), "200 ok");
 }
 
 #[test]
 fn a_token_from_the_token_file_authenticates() {
-    let dir = tempfile::Builder::new()
-        .prefix("k8rs-tokens-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("k8rs-tokens-").tempdir().unwrap();
     let file = dir.path().join("tokens.csv");
     std::fs::write(&file, "s3cret,alice,1001,\"dev\"\n").unwrap();
-    let server = Server::start(
-        env!("CARGO_BIN_EXE_k8rs").as_ref(),
-        &["--token-auth-file", file.to_str().unwrap()],
-    );
+    let server = Server::start(env!("CARGO_BIN_EXE_k8rs").as_ref(), &["--token-auth-file", file.to_str().unwrap()]);
     let out = bare_kubectl(&server, &["--token", "s3cret", "get", "ns", "-o", "name"]);
-    assert!(
-        stdout(&out).contains("namespace/default"),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert!(stdout(&out).contains("namespace/default"), "{}{}", stdout(&out), stderr(&out));
 }
 
 #[test]
@@ -410,10 +229,7 @@ fn kubectl_get_watch_streams_new_objects() {
     let mut seen = false;
     let mut n = 0;
     while !seen && Instant::now() < deadline {
-        ok(server.kubectl(
-            JSON_KUBECTL,
-            &["create", "configmap", &format!("watched-{n}")],
-        ));
+        ok(server.kubectl(JSON_KUBECTL, &["create", "configmap", &format!("watched-{n}")]));
         n += 1;
         while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
             seen |= line.starts_with("configmap/watched-");
@@ -427,20 +243,11 @@ fn kubectl_get_watch_streams_new_objects() {
 #[test]
 fn a_restarted_server_keeps_its_objects_and_certificates() {
     let mut server = server();
-    ok(server.kubectl(
-        JSON_KUBECTL,
-        &["create", "configmap", "kept", "--from-literal=a=1"],
-    ));
+    ok(server.kubectl(JSON_KUBECTL, &["create", "configmap", "kept", "--from-literal=a=1"]));
     let ca = std::fs::read(server.data_dir().join("server/tls/ca.crt")).unwrap();
     server.restart();
-    assert_eq!(
-        std::fs::read(server.data_dir().join("server/tls/ca.crt")).unwrap(),
-        ca
-    );
-    assert_eq!(
-        ok(server.kubectl(None, &["get", "cm", "kept", "-o", "jsonpath={.data.a}"])),
-        "1"
-    );
+    assert_eq!(std::fs::read(server.data_dir().join("server/tls/ca.crt")).unwrap(), ca);
+    assert_eq!(ok(server.kubectl(None, &["get", "cm", "kept", "-o", "jsonpath={.data.a}"])), "1");
 }
 
 const MANIFEST: &str = "\
@@ -487,8 +294,83 @@ fn apply_creates_a_multi_document_manifest_with_strict_validation() {
     assert!(again.contains("deployment.apps/front unchanged"), "{again}");
     let all = ok(server.kubectl(None, &["get", "all", "-n", "web", "-o", "name"]));
     assert_eq!(all.trim(), "deployment.apps/front");
-    let generation = ok(server.kubectl(None, &["-n", "web", "get", "deploy", "front", "-o", "jsonpath={.metadata.generation}"]));
+    let generation =
+        ok(server.kubectl(None, &["-n", "web", "get", "deploy", "front", "-o", "jsonpath={.metadata.generation}"]));
     assert_eq!(generation, "1");
     let applied_config = ok(server.kubectl(None, &["-n", "web", "get", "cm", "site", "-o", "yaml"]));
     assert!(applied_config.contains("kubectl.kubernetes.io/last-applied-configuration"), "{applied_config}");
+}
+
+#[test]
+fn scale_changes_replicas_through_the_scale_subresource() {
+    let server = server();
+    ok(server.kubectl_stdin(JSON_KUBECTL, &["apply", "-f", "-"], MANIFEST));
+    let scaled = ok(server.kubectl(JSON_KUBECTL, &["-n", "web", "scale", "deployment", "front", "--replicas=5"]));
+    assert!(scaled.contains("deployment.apps/front scaled"), "{scaled}");
+    let path = "jsonpath={.spec.replicas} {.metadata.generation}";
+    assert_eq!(ok(server.kubectl(None, &["-n", "web", "get", "deploy", "front", "-o", path])), "5 2");
+    let scale = ok(server.kubectl(None, &["get", "--raw", "/apis/apps/v1/namespaces/web/deployments/front/scale"]));
+    assert!(scale.contains(r#""selector":"app=front""#) && scale.contains(r#""kind":"Scale""#), "{scale}");
+    let negative = fails(server.kubectl(JSON_KUBECTL, &["-n", "web", "scale", "deployment", "front", "--replicas=-1"]));
+    assert!(!negative.is_empty());
+}
+
+#[test]
+fn auth_can_i_and_whoami_answer_for_the_admin() {
+    let server = server();
+    assert_eq!(ok(server.kubectl(JSON_KUBECTL, &["auth", "can-i", "create", "deployments"])).trim(), "yes");
+    let whoami = ok(server.kubectl(JSON_KUBECTL, &["auth", "whoami"]));
+    assert!(whoami.contains("system:admin") && whoami.contains("system:masters"), "{whoami}");
+}
+
+#[test]
+fn deletecollection_removes_what_the_selector_matches() {
+    let server = server();
+    for (name, tier) in [("a", "cache"), ("b", "cache"), ("c", "db")] {
+        ok(server.kubectl(JSON_KUBECTL, &["create", "configmap", name]));
+        ok(server.kubectl(JSON_KUBECTL, &["label", "configmap", name, &format!("tier={tier}")]));
+    }
+    ok(server.kubectl(None, &["delete", "--raw", "/api/v1/namespaces/default/configmaps?labelSelector=tier%3Dcache"]));
+    assert_eq!(ok(server.kubectl(None, &["get", "configmaps", "-o", "name"])).trim(), "configmap/c");
+}
+
+#[test]
+fn apply_after_an_edit_merges_lists_by_their_keys() {
+    let server = server();
+    ok(server.kubectl_stdin(JSON_KUBECTL, &["apply", "-f", "-"], MANIFEST));
+    // Someone adds a sidecar behind apply's back; apply must keep it (containers merge by name; as upstream, a
+    // container a patch adds goes first).
+    let sidecar = r#"{"spec":{"template":{"spec":{"containers":[{"name":"log","image":"busybox"}]}}}}"#;
+    ok(server.kubectl(None, &["-n", "web", "patch", "deploy", "front", "-p", sidecar]));
+    let edited =
+        MANIFEST.replace("image: nginx", "image: nginx:1.27\n        env:\n        - {name: MODE, value: prod}");
+    let applied = ok(server.kubectl_stdin(None, &["apply", "-f", "-"], &edited));
+    assert!(applied.contains("deployment.apps/front configured"), "{applied}");
+    let path = "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image};{end}";
+    let containers = ok(server.kubectl(None, &["-n", "web", "get", "deploy", "front", "-o", path]));
+    assert_eq!(containers, "log=busybox;app=nginx:1.27;");
+    let env_path = r#"jsonpath={.spec.template.spec.containers[?(@.name=="app")].env[0].value}"#;
+    let env = ok(server.kubectl(None, &["-n", "web", "get", "deploy", "front", "-o", env_path]));
+    assert_eq!(env, "prod");
+
+    ok(server.kubectl(None, &["-n", "web", "set", "image", "deployment/front", "log=busybox:1.36"]));
+    let containers = ok(server.kubectl(None, &["-n", "web", "get", "deploy", "front", "-o", path]));
+    assert_eq!(containers, "log=busybox:1.36;app=nginx:1.27;");
+    let generation =
+        ok(server.kubectl(None, &["-n", "web", "get", "deploy", "front", "-o", "jsonpath={.metadata.generation}"]));
+    assert_eq!(generation, "4");
+
+    // kubectl edit: the editor rewrites the object, kubectl sends the difference as a strategic merge patch.
+    let edit = Command::new(testkit::kubectl_path(None))
+        .args(["-n", "web", "edit", "configmap", "site"])
+        .env("KUBECONFIG", server.kubeconfig())
+        .env("HOME", server.data_dir())
+        .env("KUBE_EDITOR", "sed -i s/hello/edited/")
+        .output()
+        .unwrap();
+    assert!(stdout(&edit).contains("configmap/site edited"), "{}{}", stdout(&edit), stderr(&edit));
+    assert_eq!(ok(server.kubectl(None, &["-n", "web", "get", "cm", "site", "-o", "jsonpath={.data.index}"])), "edited");
+    let bad =
+        fails(server.kubectl(None, &["-n", "web", "patch", "deploy", "front", "-p", r#"{"spec":{"$patch":"bogus"}}"#]));
+    assert!(bad.contains("could not be applied"), "{bad}");
 }

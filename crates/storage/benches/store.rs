@@ -38,10 +38,7 @@ impl Target for StoreTarget {
     }
 
     async fn range(&self, prefix: &str) -> usize {
-        let request = RangeRequest {
-            prefix: prefix.into(),
-            ..Default::default()
-        };
+        let request = RangeRequest { prefix: prefix.into(), ..Default::default() };
         self.0.range(request).await.expect("range").kvs.len()
     }
 
@@ -78,23 +75,12 @@ impl Target for RawEtcd {
     }
 
     async fn range(&self, prefix: &str) -> usize {
-        self.kv
-            .clone()
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await
-            .expect("get")
-            .kvs()
-            .len()
+        self.kv.clone().get(prefix, Some(GetOptions::new().with_prefix())).await.expect("get").kvs().len()
     }
 
     async fn watch(&self, prefix: &str) -> tokio::sync::mpsc::UnboundedReceiver<()> {
         let options = WatchOptions::new().with_prefix().with_prev_key();
-        let mut stream = self
-            .client
-            .watch_client()
-            .watch(prefix, Some(options))
-            .await
-            .expect("watch");
+        let mut stream = self.client.watch_client().watch(prefix, Some(options)).await.expect("watch");
         stream.message().await.expect("watch created");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -128,12 +114,7 @@ struct WriteResult {
     p99: Duration,
 }
 
-async fn writes(
-    target: Arc<dyn Target>,
-    name: &str,
-    writers: usize,
-    duration: Duration,
-) -> WriteResult {
+async fn writes(target: Arc<dyn Target>, name: &str, writers: usize, duration: Duration) -> WriteResult {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -145,9 +126,7 @@ async fn writes(
             let mut i = 0;
             while Instant::now() < deadline {
                 let start = Instant::now();
-                target
-                    .create(format!("{prefix}{i}"), vec![b'x'; VALUE_BYTES])
-                    .await;
+                target.create(format!("{prefix}{i}"), vec![b'x'; VALUE_BYTES]).await;
                 latencies.push(start.elapsed());
                 i += 1;
             }
@@ -174,9 +153,7 @@ async fn fill_range(target: &Arc<dyn Target>, prefix: &str) {
         let (target, prefix) = (target.clone(), prefix.to_string());
         tasks.push(tokio::spawn(async move {
             for i in (chunk..RANGE_KEYS).step_by(16) {
-                target
-                    .create(format!("{prefix}{i:05}"), vec![b'r'; VALUE_BYTES])
-                    .await;
+                target.create(format!("{prefix}{i:05}"), vec![b'r'; VALUE_BYTES]).await;
             }
         }));
     }
@@ -209,9 +186,7 @@ async fn watch_latency(target: &Arc<dyn Target>, name: &str) -> (Duration, Durat
     let mut latencies = Latencies(Vec::new());
     for i in 0..WATCH_EVENTS {
         let start = Instant::now();
-        target
-            .create(format!("{prefix}{i}"), vec![b'w'; VALUE_BYTES])
-            .await;
+        target.create(format!("{prefix}{i}"), vec![b'w'; VALUE_BYTES]).await;
         events.recv().await.expect("event");
         latencies.0.push(start.elapsed());
     }
@@ -220,51 +195,30 @@ async fn watch_latency(target: &Arc<dyn Target>, name: &str) -> (Duration, Durat
 
 #[tokio::main]
 async fn main() {
-    let seconds = std::env::var("K8RS_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let seconds = std::env::var("K8RS_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let duration = Duration::from_secs(seconds);
     let etcd = testkit::Etcd::start();
-    let dir = tempfile::Builder::new()
-        .prefix("k8rs-bench-")
-        .tempdir()
-        .expect("tempdir");
-    let sqlite =
-        SqliteStore::open(dir.path().join("state.db"), SqliteOptions::default()).expect("sqlite");
-    let etcd_store = EtcdStore::connect(&[etcd.endpoint()], EtcdOptions::default())
-        .await
-        .expect("etcd");
-    let raw = Client::connect([etcd.endpoint()], None)
-        .await
-        .expect("etcd-client");
+    let dir = tempfile::Builder::new().prefix("k8rs-bench-").tempdir().expect("tempdir");
+    let sqlite = SqliteStore::open(dir.path().join("state.db"), SqliteOptions::default()).expect("sqlite");
+    let etcd_store = EtcdStore::connect(&[etcd.endpoint()], EtcdOptions::default()).await.expect("etcd");
+    let raw = Client::connect([etcd.endpoint()], None).await.expect("etcd-client");
     let targets: Vec<(&str, Arc<dyn Target>)> = vec![
         ("sqlite backend", Arc::new(StoreTarget(Arc::new(sqlite)))),
         ("etcd backend", Arc::new(StoreTarget(Arc::new(etcd_store)))),
         (
             "raw etcd-client",
-            Arc::new(RawEtcd {
-                kv: raw.kv_client().max_decoding_message_size(usize::MAX),
-                client: raw,
-            }),
+            Arc::new(RawEtcd { kv: raw.kv_client().max_decoding_message_size(usize::MAX), client: raw }),
         ),
     ];
 
-    println!(
-        "{seconds} s per write scenario, {VALUE_BYTES} B values, create-if-absent transactions\n"
-    );
+    println!("{seconds} s per write scenario, {VALUE_BYTES} B values, create-if-absent transactions\n");
     println!("| target | writers | writes/s | p50 ms | p99 ms |\n|---|---|---|---|---|");
     let mut throughput = std::collections::HashMap::new();
     for &writers in &WRITERS {
         for (name, target) in &targets {
             let slug = name.replace(' ', "-");
             let result = writes(target.clone(), &slug, writers, duration).await;
-            println!(
-                "| {name} | {writers} | {:.0} | {} | {} |",
-                result.per_second,
-                ms(result.p50),
-                ms(result.p99)
-            );
+            println!("| {name} | {writers} | {:.0} | {} | {} |", result.per_second, ms(result.p50), ms(result.p99));
             throughput.insert((*name, writers), result.per_second);
         }
     }

@@ -12,31 +12,17 @@ pub enum StoreError {
 
     /// The guarded write lost a race: `current` is what the key holds now.
     #[error("key {key:?} was modified: expected revision {expected}, found {}", current.as_ref().map_or(0, |kv| kv.mod_revision))]
-    Conflict {
-        key: String,
-        expected: Revision,
-        current: Option<Box<KeyValue>>,
-    },
+    Conflict { key: String, expected: Revision, current: Option<Box<KeyValue>> },
 
     /// The requested revision has been compacted away (the API server answers 410 Expired).
     #[error("revision {requested} has been compacted (history starts after {compacted})")]
-    Compacted {
-        requested: Revision,
-        compacted: Revision,
-    },
+    Compacted { requested: Revision, compacted: Revision },
 
     #[error("revision {requested} is newer than the current revision {current}")]
-    FutureRevision {
-        requested: Revision,
-        current: Revision,
-    },
+    FutureRevision { requested: Revision, current: Revision },
 
     #[error("value for key {key:?} is {size} bytes, over the limit of {limit} bytes")]
-    ValueTooLarge {
-        key: String,
-        size: usize,
-        limit: usize,
-    },
+    ValueTooLarge { key: String, size: usize, limit: usize },
 
     /// The watcher fell too far behind the writers and was ended; the client must re-list.
     #[error("watcher fell too far behind and was ended; re-list and watch again")]

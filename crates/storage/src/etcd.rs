@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType,
-    GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, KvClient, Txn,
+    TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::sync::mpsc;
 
 use crate::{
-    check_value_size, prefix_end, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result,
-    Revision, Store, StoreError, WatchMessage, Watcher, DEFAULT_MAX_VALUE_BYTES,
+    check_value_size, prefix_end, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Revision, Store,
+    StoreError, WatchMessage, Watcher, DEFAULT_MAX_VALUE_BYTES,
 };
 
 /// The key that records the compacted revision (kube-apiserver's name for it).
@@ -59,10 +59,7 @@ impl EtcdStore {
     /// until `options.connect_timeout`, and checks that it answers.
     pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<Self> {
         let joined = endpoints.join(",");
-        let unavailable = |reason: String| StoreError::Unavailable {
-            endpoints: joined.clone(),
-            reason,
-        };
+        let unavailable = |reason: String| StoreError::Unavailable { endpoints: joined.clone(), reason };
         if endpoints.is_empty() {
             return Err(unavailable("no endpoints given".into()));
         }
@@ -84,21 +81,13 @@ impl EtcdStore {
                         .kv_client()
                         .max_decoding_message_size(MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-                    return Ok(EtcdStore {
-                        client,
-                        kv,
-                        endpoints: joined,
-                        options,
-                    });
+                    return Ok(EtcdStore { client, kv, endpoints: joined, options });
                 }
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no answer within {:?}", options.request_timeout),
             };
             if tokio::time::Instant::now() + pause > deadline {
-                return Err(unavailable(format!(
-                    "gave up after {:?}: {last_error}",
-                    options.connect_timeout
-                )));
+                return Err(unavailable(format!("gave up after {:?}: {last_error}", options.connect_timeout)));
             }
             tracing::warn!(endpoints = %joined, error = %last_error, "etcd not reachable yet, retrying");
             tokio::time::sleep(pause).await;
@@ -134,14 +123,12 @@ impl EtcdStore {
     /// Turns etcd's revision errors into ones that carry the revisions involved.
     async fn revision_error(&self, error: StoreError, requested: Revision) -> StoreError {
         match error {
-            StoreError::Compacted { .. } => StoreError::Compacted {
-                requested,
-                compacted: self.compacted_revision().await.unwrap_or_default(),
-            },
-            StoreError::FutureRevision { .. } => StoreError::FutureRevision {
-                requested,
-                current: self.current_revision().await.unwrap_or_default(),
-            },
+            StoreError::Compacted { .. } => {
+                StoreError::Compacted { requested, compacted: self.compacted_revision().await.unwrap_or_default() }
+            }
+            StoreError::FutureRevision { .. } => {
+                StoreError::FutureRevision { requested, current: self.current_revision().await.unwrap_or_default() }
+            }
             other => other,
         }
     }
@@ -161,35 +148,20 @@ fn map_error(endpoints: &str, error: etcd_client::Error) -> StoreError {
         E::GRpcStatus(status) => {
             let message = status.message();
             if message.contains("required revision has been compacted") {
-                StoreError::Compacted {
-                    requested: 0,
-                    compacted: 0,
-                }
+                StoreError::Compacted { requested: 0, compacted: 0 }
             } else if message.contains("required revision is a future revision") {
-                StoreError::FutureRevision {
-                    requested: 0,
-                    current: 0,
-                }
+                StoreError::FutureRevision { requested: 0, current: 0 }
             } else if matches!(status.code() as i32, GRPC_UNAVAILABLE | GRPC_DEADLINE_EXCEEDED | GRPC_ABORTED)
                 // What the client reports when the connection itself failed.
                 || message == "transport error"
             {
-                StoreError::Unavailable {
-                    endpoints: endpoints.to_string(),
-                    reason: message.to_string(),
-                }
+                StoreError::Unavailable { endpoints: endpoints.to_string(), reason: message.to_string() }
             } else {
                 StoreError::Backend(format!("etcd: {message}"))
             }
         }
-        E::TransportError(e) => StoreError::Unavailable {
-            endpoints: endpoints.to_string(),
-            reason: e.to_string(),
-        },
-        E::IoError(e) => StoreError::Unavailable {
-            endpoints: endpoints.to_string(),
-            reason: e.to_string(),
-        },
+        E::TransportError(e) => StoreError::Unavailable { endpoints: endpoints.to_string(), reason: e.to_string() },
+        E::IoError(e) => StoreError::Unavailable { endpoints: endpoints.to_string(), reason: e.to_string() },
         other => StoreError::Backend(format!("etcd: {other}")),
     }
 }
@@ -204,8 +176,7 @@ fn convert_kv(kv: etcd_client::KeyValue) -> KeyValue {
     let mod_revision = kv.mod_revision();
     let (key, value) = kv.into_key_value();
     KeyValue {
-        key: String::from_utf8(key)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        key: String::from_utf8(key).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         value,
         create_revision,
         mod_revision,
@@ -222,10 +193,7 @@ impl Store for EtcdStore {
         let result = self
             .read(|mut kv| {
                 let key = key.to_string();
-                async move {
-                    kv.get(key, Some(GetOptions::new().with_revision(revision)))
-                        .await
-                }
+                async move { kv.get(key, Some(GetOptions::new().with_revision(revision))).await }
             })
             .await;
         match result {
@@ -258,11 +226,7 @@ impl Store for EtcdStore {
             .await;
         match result {
             Ok(mut response) => {
-                let revision = if request.revision > 0 {
-                    request.revision
-                } else {
-                    revision_of(response.header())
-                };
+                let revision = if request.revision > 0 { request.revision } else { revision_of(response.header()) };
                 Ok(RangeResponse {
                     more: response.more(),
                     count: response.count() as u64,
@@ -281,9 +245,7 @@ impl Store for EtcdStore {
             .and_then([TxnOp::put(key, value, None)]);
         let response = self.kv.clone().txn(txn).await.map_err(|e| self.error(e))?;
         if !response.succeeded() {
-            return Err(StoreError::AlreadyExists {
-                key: key.to_string(),
-            });
+            return Err(StoreError::AlreadyExists { key: key.to_string() });
         }
         Ok(revision_of(response.header()))
     }
@@ -299,14 +261,10 @@ impl Store for EtcdStore {
             return Ok(revision_of(response.header()));
         }
         match Self::current_from(response.op_responses()) {
-            None => Err(StoreError::NotFound {
-                key: key.to_string(),
-            }),
-            Some(current) => Err(StoreError::Conflict {
-                key: key.to_string(),
-                expected,
-                current: Some(Box::new(current)),
-            }),
+            None => Err(StoreError::NotFound { key: key.to_string() }),
+            Some(current) => {
+                Err(StoreError::Conflict { key: key.to_string(), expected, current: Some(Box::new(current)) })
+            }
         }
     }
 
@@ -324,9 +282,7 @@ impl Store for EtcdStore {
         let responses = response.op_responses();
         if !response.succeeded() {
             return match Self::current_from(responses) {
-                None => Err(StoreError::NotFound {
-                    key: key.to_string(),
-                }),
+                None => Err(StoreError::NotFound { key: key.to_string() }),
                 Some(current) => Err(StoreError::Conflict {
                     key: key.to_string(),
                     expected: expected.unwrap_or_default(),
@@ -335,16 +291,12 @@ impl Store for EtcdStore {
             };
         }
         let prev = responses.into_iter().find_map(|r| match r {
-            TxnOpResponse::Delete(mut delete) => {
-                delete.take_prev_kvs().into_iter().next().map(convert_kv)
-            }
+            TxnOpResponse::Delete(mut delete) => delete.take_prev_kvs().into_iter().next().map(convert_kv),
             _ => None,
         });
         match prev {
             Some(prev) => Ok((revision, prev)),
-            None => Err(StoreError::NotFound {
-                key: key.to_string(),
-            }),
+            None => Err(StoreError::NotFound { key: key.to_string() }),
         }
     }
 
@@ -353,10 +305,7 @@ impl Store for EtcdStore {
         if start_revision > 0 {
             let compacted = self.compacted_revision().await?;
             if start_revision <= compacted {
-                return Err(StoreError::Compacted {
-                    requested: start_revision,
-                    compacted,
-                });
+                return Err(StoreError::Compacted { requested: start_revision, compacted });
             }
         }
         let mut options = WatchOptions::new().with_prev_key();
@@ -384,10 +333,7 @@ impl Store for EtcdStore {
                         compacted: response.compact_revision(),
                     });
                 }
-                return Err(StoreError::Backend(format!(
-                    "etcd refused the watch: {}",
-                    response.cancel_reason()
-                )));
+                return Err(StoreError::Backend(format!("etcd refused the watch: {}", response.cancel_reason())));
             }
             Some(_) => {}
             None => {
@@ -457,48 +403,27 @@ impl Store for EtcdStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         let mut kv = self.kv.clone();
-        let recorded = kv
-            .get(COMPACT_REVISION_KEY, None)
-            .await
-            .map_err(|e| self.error(e))?
-            .take_kvs()
-            .into_iter()
-            .next();
+        let recorded =
+            kv.get(COMPACT_REVISION_KEY, None).await.map_err(|e| self.error(e))?.take_kvs().into_iter().next();
         let (compacted, guard) = match &recorded {
             Some(record) => (parse_revision(record.value()), record.mod_revision()),
             None => (0, 0),
         };
         if revision <= compacted {
-            return Err(StoreError::Compacted {
-                requested: revision,
-                compacted,
-            });
+            return Err(StoreError::Compacted { requested: revision, compacted });
         }
         let current = self.current_revision().await?;
         if revision > current {
-            return Err(StoreError::FutureRevision {
-                requested: revision,
-                current,
-            });
+            return Err(StoreError::FutureRevision { requested: revision, current });
         }
         // Claim the compaction first, so that of several servers only one compacts to any revision.
         let claim = Txn::new()
-            .when([Compare::mod_revision(
-                COMPACT_REVISION_KEY,
-                CompareOp::Equal,
-                guard,
-            )])
+            .when([Compare::mod_revision(COMPACT_REVISION_KEY, CompareOp::Equal, guard)])
             .and_then([TxnOp::put(COMPACT_REVISION_KEY, revision.to_string(), None)]);
         if !kv.txn(claim).await.map_err(|e| self.error(e))?.succeeded() {
-            return Err(StoreError::Compacted {
-                requested: revision,
-                compacted: self.compacted_revision().await?,
-            });
+            return Err(StoreError::Compacted { requested: revision, compacted: self.compacted_revision().await? });
         }
-        match kv
-            .compact(revision, Some(CompactionOptions::new().with_physical()))
-            .await
-        {
+        match kv.compact(revision, Some(CompactionOptions::new().with_physical())).await {
             Ok(_) => Ok(()),
             Err(e) => match self.error(e) {
                 // etcd compacted this far already (by another client): the goal is reached.
@@ -510,33 +435,19 @@ impl Store for EtcdStore {
 
     async fn current_revision(&self) -> Result<Revision> {
         let response = self
-            .read(|mut kv| async move {
-                kv.get(
-                    COMPACT_REVISION_KEY,
-                    Some(GetOptions::new().with_count_only()),
-                )
-                .await
-            })
+            .read(|mut kv| async move { kv.get(COMPACT_REVISION_KEY, Some(GetOptions::new().with_count_only())).await })
             .await?;
         Ok(revision_of(response.header()))
     }
 
     async fn compacted_revision(&self) -> Result<Revision> {
-        let mut response = self
-            .read(|mut kv| async move { kv.get(COMPACT_REVISION_KEY, None).await })
-            .await?;
-        Ok(response
-            .take_kvs()
-            .first()
-            .map_or(0, |kv| parse_revision(kv.value())))
+        let mut response = self.read(|mut kv| async move { kv.get(COMPACT_REVISION_KEY, None).await }).await?;
+        Ok(response.take_kvs().first().map_or(0, |kv| parse_revision(kv.value())))
     }
 }
 
 fn parse_revision(value: &[u8]) -> Revision {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 fn convert_event(event: &etcd_client::Event) -> Option<Event> {

@@ -24,11 +24,7 @@ impl Watcher {
         end: Arc<Mutex<Option<StoreError>>>,
         request_progress: Box<dyn Fn() + Send + Sync>,
     ) -> Self {
-        Watcher {
-            rx,
-            end,
-            request_progress,
-        }
+        Watcher { rx, end, request_progress }
     }
 
     /// The next batch of events or progress notification.
@@ -49,13 +45,7 @@ impl Watcher {
 #[async_trait::async_trait]
 pub(crate) trait History: Send + Sync + 'static {
     /// Events under `prefix` with revisions in `from..=to`, in order, at most `limit` of them (whole revisions).
-    async fn events(
-        &self,
-        prefix: &str,
-        from: Revision,
-        to: Revision,
-        limit: usize,
-    ) -> Result<Vec<Event>>;
+    async fn events(&self, prefix: &str, from: Revision, to: Revision, limit: usize) -> Result<Vec<Event>>;
 }
 
 const REPLAY_PAGE: usize = 512;
@@ -93,11 +83,7 @@ impl Entry {
 impl Hub {
     pub(crate) fn new(last_revision: Revision, capacity: usize) -> Arc<Hub> {
         Arc::new(Hub {
-            state: Mutex::new(HubState {
-                last_revision,
-                next_id: 0,
-                entries: Vec::new(),
-            }),
+            state: Mutex::new(HubState { last_revision, next_id: 0, entries: Vec::new() }),
             capacity: capacity.max(1),
         })
     }
@@ -112,9 +98,8 @@ impl Hub {
             if entry.tx.is_closed() {
                 return false;
             }
-            let matching = events.iter().filter(|e| {
-                e.revision() >= entry.min_revision && e.kv.key.starts_with(&entry.prefix)
-            });
+            let matching =
+                events.iter().filter(|e| e.revision() >= entry.min_revision && e.kv.key.starts_with(&entry.prefix));
             if let Some(buffer) = &mut entry.catching_up {
                 buffer.extend(matching.cloned());
                 if buffer.len() > capacity {
@@ -166,9 +151,9 @@ impl Hub {
             let hub = Arc::downgrade(self);
             let prefix = prefix.to_string();
             let end = end.clone();
-            tokio::spawn(async move {
-                replay_history(hub, id, prefix, start_revision, replay_to, history, tx, end).await
-            });
+            tokio::spawn(
+                async move { replay_history(hub, id, prefix, start_revision, replay_to, history, tx, end).await },
+            );
         }
         let hub = Arc::downgrade(self);
         Watcher::new(rx, end, Box::new(move || request_progress(&hub, id)))

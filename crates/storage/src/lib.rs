@@ -146,11 +146,7 @@ pub(crate) fn prefix_end(prefix: &str) -> Option<Vec<u8>> {
 
 pub(crate) fn check_value_size(key: &str, value: &[u8], limit: usize) -> Result<()> {
     if value.len() > limit {
-        return Err(StoreError::ValueTooLarge {
-            key: key.to_string(),
-            size: value.len(),
-            limit,
-        });
+        return Err(StoreError::ValueTooLarge { key: key.to_string(), size: value.len(), limit });
     }
     Ok(())
 }
@@ -178,14 +174,12 @@ impl Datastore {
         }
         let endpoints: Vec<String> = endpoint.split(',').map(|e| e.trim().to_string()).collect();
         for e in &endpoints {
-            let rest = e.strip_prefix("http://").ok_or_else(|| {
-                format!("datastore endpoint {e:?} is neither sqlite://FILE nor http://HOST:PORT")
-            })?;
+            let rest = e
+                .strip_prefix("http://")
+                .ok_or_else(|| format!("datastore endpoint {e:?} is neither sqlite://FILE nor http://HOST:PORT"))?;
             let port = rest.rsplit_once(':').map(|(_, port)| port);
             if rest.is_empty() || port.is_none_or(|p| p.parse::<u16>().is_err()) {
-                return Err(format!(
-                    "datastore endpoint {e:?} needs a host and a port, as http://HOST:2379"
-                ));
+                return Err(format!("datastore endpoint {e:?} needs a host and a port, as http://HOST:2379"));
             }
         }
         Ok(Datastore::Etcd(endpoints))
@@ -202,16 +196,12 @@ impl Datastore {
                     })?;
                 }
                 let path = path.clone();
-                let store = tokio::task::spawn_blocking(move || {
-                    sqlite::SqliteStore::open(path, Default::default())
-                })
-                .await
-                .map_err(|e| StoreError::Backend(e.to_string()))??;
+                let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(path, Default::default()))
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))??;
                 Ok(Arc::new(store))
             }
-            Datastore::Etcd(endpoints) => Ok(Arc::new(
-                etcd::EtcdStore::connect(endpoints, Default::default()).await?,
-            )),
+            Datastore::Etcd(endpoints) => Ok(Arc::new(etcd::EtcdStore::connect(endpoints, Default::default()).await?)),
         }
     }
 }
@@ -224,28 +214,13 @@ mod tests {
     #[test]
     fn datastore_endpoints_parse() {
         let default = Path::new("/var/lib/k8rs/server/db/state.db");
-        assert_eq!(
-            Datastore::parse("", default),
-            Ok(Datastore::Sqlite(default.into()))
-        );
-        assert_eq!(
-            Datastore::parse("sqlite:///tmp/x.db", default),
-            Ok(Datastore::Sqlite("/tmp/x.db".into()))
-        );
+        assert_eq!(Datastore::parse("", default), Ok(Datastore::Sqlite(default.into())));
+        assert_eq!(Datastore::parse("sqlite:///tmp/x.db", default), Ok(Datastore::Sqlite("/tmp/x.db".into())));
         assert_eq!(
             Datastore::parse("http://10.0.0.1:2379, http://10.0.0.2:2379", default),
-            Ok(Datastore::Etcd(vec![
-                "http://10.0.0.1:2379".into(),
-                "http://10.0.0.2:2379".into()
-            ]))
+            Ok(Datastore::Etcd(vec!["http://10.0.0.1:2379".into(), "http://10.0.0.2:2379".into()]))
         );
-        for bad in [
-            "mysql://x",
-            "http://",
-            "http://host",
-            "http://host:port",
-            "sqlite://",
-        ] {
+        for bad in ["mysql://x", "http://", "http://host", "http://host:port", "sqlite://"] {
             let error = Datastore::parse(bad, default).unwrap_err();
             assert!(error.contains(bad.split(',').next().unwrap()), "{error}");
         }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::hub::{History, Hub};
 use crate::{
-    check_value_size, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Revision,
-    Store, StoreError, Watcher, DEFAULT_MAX_VALUE_BYTES,
+    check_value_size, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Revision, Store, StoreError,
+    Watcher, DEFAULT_MAX_VALUE_BYTES,
 };
 
 const WATCH_CAPACITY: usize = 1000;
@@ -78,16 +78,10 @@ impl State {
             return Ok(self.current);
         }
         if revision < self.compacted {
-            return Err(StoreError::Compacted {
-                requested: revision,
-                compacted: self.compacted,
-            });
+            return Err(StoreError::Compacted { requested: revision, compacted: self.compacted });
         }
         if revision > self.current {
-            return Err(StoreError::FutureRevision {
-                requested: revision,
-                current: self.current,
-            });
+            return Err(StoreError::FutureRevision { requested: revision, current: self.current });
         }
         Ok(revision)
     }
@@ -122,16 +116,9 @@ impl State {
             deleted,
         };
         self.rows.insert(revision, row);
-        self.versions
-            .entry(key.to_string())
-            .or_default()
-            .push(revision);
+        self.versions.entry(key.to_string()).or_default().push(revision);
         Event {
-            kind: if deleted {
-                EventKind::Delete
-            } else {
-                EventKind::Put
-            },
+            kind: if deleted { EventKind::Delete } else { EventKind::Put },
             kv: KeyValue {
                 key: key.to_string(),
                 value: if deleted { Vec::new() } else { value },
@@ -154,19 +141,10 @@ impl Inner {
 
 #[async_trait::async_trait]
 impl History for Inner {
-    async fn events(
-        &self,
-        prefix: &str,
-        from: Revision,
-        to: Revision,
-        limit: usize,
-    ) -> Result<Vec<Event>> {
+    async fn events(&self, prefix: &str, from: Revision, to: Revision, limit: usize) -> Result<Vec<Event>> {
         let state = self.state.lock().unwrap();
         if from <= state.compacted {
-            return Err(StoreError::Compacted {
-                requested: from,
-                compacted: state.compacted,
-            });
+            return Err(StoreError::Compacted { requested: from, compacted: state.compacted });
         }
         let events = state
             .rows
@@ -174,21 +152,12 @@ impl History for Inner {
             .filter(|(_, row)| row.key.starts_with(prefix))
             .take(limit)
             .map(|(&rev, row)| {
-                let prev = (row.prev_revision > 0)
-                    .then(|| state.rows[&row.prev_revision].kv(row.prev_revision));
+                let prev = (row.prev_revision > 0).then(|| state.rows[&row.prev_revision].kv(row.prev_revision));
                 let mut kv = row.kv(rev);
                 if row.deleted {
                     kv.value.clear();
                 }
-                Event {
-                    kind: if row.deleted {
-                        EventKind::Delete
-                    } else {
-                        EventKind::Put
-                    },
-                    kv,
-                    prev,
-                }
+                Event { kind: if row.deleted { EventKind::Delete } else { EventKind::Put }, kv, prev }
             })
             .collect();
         Ok(events)
@@ -227,21 +196,14 @@ impl Store for MemoryStore {
                 }
             }
         }
-        Ok(RangeResponse {
-            more: (kvs.len() as u64) < count,
-            kvs,
-            count,
-            revision,
-        })
+        Ok(RangeResponse { more: (kvs.len() as u64) < count, kvs, count, revision })
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
         check_value_size(key, &value, self.inner.max_value_bytes)?;
         let mut state = self.inner.state.lock().unwrap();
         if state.latest(key).is_some() {
-            return Err(StoreError::AlreadyExists {
-                key: key.to_string(),
-            });
+            return Err(StoreError::AlreadyExists { key: key.to_string() });
         }
         Ok(self.inner.commit(&mut state, key, value, false).revision())
     }
@@ -250,11 +212,7 @@ impl Store for MemoryStore {
         check_value_size(key, &value, self.inner.max_value_bytes)?;
         let mut state = self.inner.state.lock().unwrap();
         match state.latest(key) {
-            None => {
-                return Err(StoreError::NotFound {
-                    key: key.to_string(),
-                })
-            }
+            None => return Err(StoreError::NotFound { key: key.to_string() }),
             Some((rev, row)) if rev != expected => {
                 return Err(StoreError::Conflict {
                     key: key.to_string(),
@@ -270,11 +228,7 @@ impl Store for MemoryStore {
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
         let mut state = self.inner.state.lock().unwrap();
         match (state.latest(key), expected) {
-            (None, _) => {
-                return Err(StoreError::NotFound {
-                    key: key.to_string(),
-                })
-            }
+            (None, _) => return Err(StoreError::NotFound { key: key.to_string() }),
             (Some((rev, row)), Some(expected)) if rev != expected => {
                 return Err(StoreError::Conflict {
                     key: key.to_string(),
@@ -285,20 +239,14 @@ impl Store for MemoryStore {
             _ => {}
         }
         let event = self.inner.commit(&mut state, key, Vec::new(), true);
-        Ok((
-            event.revision(),
-            event.prev.expect("a deleted key had a value"),
-        ))
+        Ok((event.revision(), event.prev.expect("a deleted key had a value")))
     }
 
     async fn watch(&self, prefix: &str, start_revision: Revision) -> Result<Watcher> {
         {
             let state = self.inner.state.lock().unwrap();
             if start_revision > 0 && start_revision <= state.compacted {
-                return Err(StoreError::Compacted {
-                    requested: start_revision,
-                    compacted: state.compacted,
-                });
+                return Err(StoreError::Compacted { requested: start_revision, compacted: state.compacted });
             }
         }
         let history: Arc<dyn History> = self.inner.clone();
@@ -308,28 +256,16 @@ impl Store for MemoryStore {
     async fn compact(&self, revision: Revision) -> Result<()> {
         let mut state = self.inner.state.lock().unwrap();
         if revision <= state.compacted {
-            return Err(StoreError::Compacted {
-                requested: revision,
-                compacted: state.compacted,
-            });
+            return Err(StoreError::Compacted { requested: revision, compacted: state.compacted });
         }
         if revision > state.current {
-            return Err(StoreError::FutureRevision {
-                requested: revision,
-                current: state.current,
-            });
+            return Err(StoreError::FutureRevision { requested: revision, current: state.current });
         }
         let State { rows, versions, .. } = &mut *state;
         versions.retain(|_, revs| {
             let keep_from = revs.partition_point(|&r| r <= revision).saturating_sub(1);
-            let latest_is_tombstone = revs
-                .get(keep_from)
-                .is_some_and(|r| *r <= revision && rows[r].deleted);
-            let drop = if latest_is_tombstone {
-                keep_from + 1
-            } else {
-                keep_from
-            };
+            let latest_is_tombstone = revs.get(keep_from).is_some_and(|r| *r <= revision && rows[r].deleted);
+            let drop = if latest_is_tombstone { keep_from + 1 } else { keep_from };
             for r in revs.drain(..drop) {
                 rows.remove(&r);
             }

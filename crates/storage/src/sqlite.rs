@@ -18,8 +18,8 @@ use tokio::sync::oneshot;
 
 use crate::hub::{History, Hub};
 use crate::{
-    check_value_size, prefix_end, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result,
-    Revision, Store, StoreError, Watcher, DEFAULT_MAX_VALUE_BYTES,
+    check_value_size, prefix_end, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Revision, Store,
+    StoreError, Watcher, DEFAULT_MAX_VALUE_BYTES,
 };
 
 const SCHEMA_VERSION: i64 = 1;
@@ -52,10 +52,7 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions {
-            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
-            watch_capacity: 1000,
-        }
+        SqliteOptions { max_value_bytes: DEFAULT_MAX_VALUE_BYTES, watch_capacity: 1000 }
     }
 }
 
@@ -114,10 +111,7 @@ impl SqliteStore {
     /// Opens the store in `path`, creating it if the file does not exist (or is empty).
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: path.clone(),
-            reason,
-        };
+        let corrupt = |reason: String| StoreError::Corrupt { path: path.clone(), reason };
         let writer = open_connection(&path).map_err(|e| corrupt(e.to_string()))?;
         let (current, compacted) = prepare(&writer).map_err(|e| match e {
             PrepareError::Sqlite(e) => corrupt(e.to_string()),
@@ -127,12 +121,8 @@ impl SqliteStore {
         let compacted = Arc::new(AtomicI64::new(compacted));
         let hub = Hub::new(current.load(Ordering::SeqCst), options.watch_capacity);
         let (tx, rx) = mpsc::channel();
-        let mut state = WriterState {
-            conn: writer,
-            current: current.clone(),
-            compacted: compacted.clone(),
-            hub: hub.clone(),
-        };
+        let mut state =
+            WriterState { conn: writer, current: current.clone(), compacted: compacted.clone(), hub: hub.clone() };
         std::thread::Builder::new()
             .name("k8rs-sqlite-writer".into())
             .spawn(move || state.run(rx))
@@ -156,21 +146,14 @@ impl SqliteStore {
 
     async fn write(&self, op: Op) -> Result<Outcome> {
         let (reply, rx) = oneshot::channel();
-        self.inner
-            .writer
-            .lock()
-            .unwrap()
-            .send(WriteRequest { op, reply })
-            .map_err(|_| StoreError::Closed)?;
+        self.inner.writer.lock().unwrap().send(WriteRequest { op, reply }).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn write_event(&self, op: Op) -> Result<Event> {
         match self.write(op).await? {
             Outcome::Written(event) => Ok(event),
-            _ => Err(StoreError::Backend(
-                "writer answered a write with no event".into(),
-            )),
+            _ => Err(StoreError::Backend("writer answered a write with no event".into())),
         }
     }
 }
@@ -178,9 +161,7 @@ impl SqliteStore {
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
@@ -210,9 +191,7 @@ fn prepare(conn: &Connection) -> std::result::Result<(Revision, Revision), Prepa
     }
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(PrepareError::Foreign(format!(
-            "cannot switch to WAL mode (got {mode})"
-        )));
+        return Err(PrepareError::Foreign(format!("cannot switch to WAL mode (got {mode})")));
     }
     // FULL: a commit is on disk (WAL fsynced) before it is acknowledged.
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 67108864;")?;
@@ -230,18 +209,12 @@ fn prepare(conn: &Connection) -> std::result::Result<(Revision, Revision), Prepa
     }
     let check: String = conn.query_row("PRAGMA quick_check(1)", [], |row| row.get(0))?;
     if check != "ok" {
-        return Err(PrepareError::Foreign(format!(
-            "integrity check failed: {check}"
-        )));
+        return Err(PrepareError::Foreign(format!("integrity check failed: {check}")));
     }
     let meta = |name: &str| -> std::result::Result<i64, PrepareError> {
-        conn.query_row(
-            "SELECT value FROM k8rs_meta WHERE name = ?1",
-            [name],
-            |row| row.get(0),
-        )
-        .optional()?
-        .ok_or_else(|| PrepareError::Foreign(format!("k8rs_meta has no {name:?} entry")))
+        conn.query_row("SELECT value FROM k8rs_meta WHERE name = ?1", [name], |row| row.get(0))
+            .optional()?
+            .ok_or_else(|| PrepareError::Foreign(format!("k8rs_meta has no {name:?} entry")))
     };
     let schema = meta("schema")?;
     if schema != SCHEMA_VERSION {
@@ -290,26 +263,18 @@ impl WriterState {
         let mut maintenance = false;
         if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
             for request in batch {
-                let _ = request.reply.send(Err(StoreError::Backend(format!(
-                    "cannot begin a write: {e}"
-                ))));
+                let _ = request.reply.send(Err(StoreError::Backend(format!("cannot begin a write: {e}"))));
             }
             return;
         }
         let mut results = Vec::with_capacity(batch.len());
         for request in &batch {
             let result = match &request.op {
-                Op::Create { key, value } => {
-                    self.apply_write(&mut current, key, Some(value), None, true)
+                Op::Create { key, value } => self.apply_write(&mut current, key, Some(value), None, true),
+                Op::Update { key, value, expected } => {
+                    self.apply_write(&mut current, key, Some(value), Some(*expected), false)
                 }
-                Op::Update {
-                    key,
-                    value,
-                    expected,
-                } => self.apply_write(&mut current, key, Some(value), Some(*expected), false),
-                Op::Delete { key, expected } => {
-                    self.apply_write(&mut current, key, None, *expected, false)
-                }
+                Op::Delete { key, expected } => self.apply_write(&mut current, key, None, *expected, false),
                 Op::CompactChunk { upto } => self.compact_chunk(&mut compacted, *upto),
                 Op::Maintenance => {
                     maintenance = true;
@@ -329,9 +294,7 @@ impl WriterState {
         if let Err(e) = committed {
             let _ = self.conn.execute_batch("ROLLBACK");
             for request in batch {
-                let _ = request
-                    .reply
-                    .send(Err(StoreError::Backend(format!("commit failed: {e}"))));
+                let _ = request.reply.send(Err(StoreError::Backend(format!("commit failed: {e}"))));
             }
             return;
         }
@@ -386,16 +349,8 @@ impl WriterState {
             mod_revision: l.revision,
         });
         match (&prev, create) {
-            (Some(_), true) => {
-                return Err(StoreError::AlreadyExists {
-                    key: key.to_string(),
-                })
-            }
-            (None, false) => {
-                return Err(StoreError::NotFound {
-                    key: key.to_string(),
-                })
-            }
+            (Some(_), true) => return Err(StoreError::AlreadyExists { key: key.to_string() }),
+            (None, false) => return Err(StoreError::NotFound { key: key.to_string() }),
             (Some(p), false) if expected.is_some_and(|e| e != p.mod_revision) => {
                 return Err(StoreError::Conflict {
                     key: key.to_string(),
@@ -432,17 +387,8 @@ impl WriterState {
             .map_err(backend)?;
         *current = revision;
         Ok(Outcome::Written(Event {
-            kind: if deleted {
-                EventKind::Delete
-            } else {
-                EventKind::Put
-            },
-            kv: KeyValue {
-                key: key.to_string(),
-                value: value.clone(),
-                create_revision,
-                mod_revision: revision,
-            },
+            kind: if deleted { EventKind::Delete } else { EventKind::Put },
+            kv: KeyValue { key: key.to_string(), value: value.clone(), create_revision, mod_revision: revision },
             prev,
         }))
     }
@@ -460,10 +406,7 @@ impl WriterState {
                     params![from, to],
                 )
                 .and_then(|_| {
-                    self.conn.execute(
-                        "DELETE FROM kv WHERE id > ?1 AND id <= ?2 AND deleted = 1",
-                        params![from, to],
-                    )
+                    self.conn.execute("DELETE FROM kv WHERE id > ?1 AND id <= ?2 AND deleted = 1", params![from, to])
                 })
                 .map_err(backend)?;
             *compacted = to;
@@ -474,21 +417,16 @@ impl WriterState {
     fn maintenance(&self) {
         let result = (|| -> rusqlite::Result<()> {
             let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-            let free: i64 = self
-                .conn
-                .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
             // Keep an eighth of the file free for the writes to come; give the rest back.
             let excess = free - pages / 8;
             if excess > 0 {
                 // The pragma frees pages as it is stepped, one row per page.
-                let mut vacuum = self
-                    .conn
-                    .prepare(&format!("PRAGMA incremental_vacuum({excess})"))?;
+                let mut vacuum = self.conn.prepare(&format!("PRAGMA incremental_vacuum({excess})"))?;
                 let mut rows = vacuum.query([])?;
                 while rows.next()?.is_some() {}
             }
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             Ok(())
         })();
         if let Err(e) = result {
@@ -518,12 +456,7 @@ impl Inner {
                         "SELECT (SELECT value FROM k8rs_meta WHERE name = 'current'),
                                 (SELECT value FROM k8rs_meta WHERE name = 'compacted')",
                         [],
-                        |row| {
-                            Ok(Snapshot {
-                                current: row.get(0)?,
-                                compacted: row.get(1)?,
-                            })
-                        },
+                        |row| Ok(Snapshot { current: row.get(0)?, compacted: row.get(1)? }),
                     )
                     .map_err(backend)?;
                 let result = read(&conn, snapshot);
@@ -556,15 +489,9 @@ impl Snapshot {
         if revision == 0 {
             Ok(self.current)
         } else if revision < self.compacted {
-            Err(StoreError::Compacted {
-                requested: revision,
-                compacted: self.compacted,
-            })
+            Err(StoreError::Compacted { requested: revision, compacted: self.compacted })
         } else if revision > self.current {
-            Err(StoreError::FutureRevision {
-                requested: revision,
-                current: self.current,
-            })
+            Err(StoreError::FutureRevision { requested: revision, current: self.current })
         } else {
             Ok(revision)
         }
@@ -572,9 +499,8 @@ impl Snapshot {
 }
 
 fn utf8_key(bytes: Vec<u8>) -> rusqlite::Result<String> {
-    String::from_utf8(bytes).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, e.into())
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, e.into()))
 }
 
 /// The newest live row of every key in `[start, end)` at `revision`, in key order. Scanning the (name, id)
@@ -608,21 +534,12 @@ struct SqliteHistory(Arc<Inner>);
 
 #[async_trait::async_trait]
 impl History for SqliteHistory {
-    async fn events(
-        &self,
-        prefix: &str,
-        from: Revision,
-        to: Revision,
-        limit: usize,
-    ) -> Result<Vec<Event>> {
+    async fn events(&self, prefix: &str, from: Revision, to: Revision, limit: usize) -> Result<Vec<Event>> {
         let prefix = prefix.to_string();
         self.0
             .read(move |conn, snapshot| {
                 if from <= snapshot.compacted {
-                    return Err(StoreError::Compacted {
-                        requested: from,
-                        compacted: snapshot.compacted,
-                    });
+                    return Err(StoreError::Compacted { requested: from, compacted: snapshot.compacted });
                 }
                 let (start, end) = range_bounds(&prefix, None);
                 let mut stmt = conn
@@ -649,11 +566,7 @@ impl History for SqliteHistory {
                             None => None,
                         };
                         Ok(Event {
-                            kind: if deleted {
-                                EventKind::Delete
-                            } else {
-                                EventKind::Put
-                            },
+                            kind: if deleted { EventKind::Delete } else { EventKind::Put },
                             kv: KeyValue {
                                 key,
                                 value: row.get(4)?,
@@ -708,11 +621,7 @@ impl Store for SqliteStore {
             .read(move |conn, snapshot| {
                 let revision = snapshot.read_revision(request.revision)?;
                 let (start, end) = range_bounds(&request.prefix, request.start_after.as_deref());
-                let fetch = if request.limit == 0 {
-                    -1
-                } else {
-                    request.limit as i64 + 1
-                };
+                let fetch = if request.limit == 0 { -1 } else { request.limit as i64 + 1 };
                 let mut kvs = conn
                     .prepare_cached(RANGE_SQL)
                     .and_then(|mut stmt| {
@@ -731,21 +640,12 @@ impl Store for SqliteStore {
                 let count = if more {
                     kvs.truncate(request.limit);
                     conn.prepare_cached(COUNT_SQL)
-                        .and_then(|mut stmt| {
-                            stmt.query_row(params![start, end, revision], |row| {
-                                row.get::<_, i64>(0)
-                            })
-                        })
+                        .and_then(|mut stmt| stmt.query_row(params![start, end, revision], |row| row.get::<_, i64>(0)))
                         .map_err(backend)? as u64
                 } else {
                     kvs.len() as u64
                 };
-                Ok(RangeResponse {
-                    kvs,
-                    more,
-                    count,
-                    revision,
-                })
+                Ok(RangeResponse { kvs, more, count, revision })
             })
             .await
     }
@@ -753,42 +653,27 @@ impl Store for SqliteStore {
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
         check_value_size(key, &value, self.inner.options.max_value_bytes)?;
         let key = key.to_string();
-        Ok(self
-            .write_event(Op::Create { key, value })
-            .await?
-            .revision())
+        Ok(self.write_event(Op::Create { key, value }).await?.revision())
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
         check_value_size(key, &value, self.inner.options.max_value_bytes)?;
         let key = key.to_string();
-        Ok(self
-            .write_event(Op::Update {
-                key,
-                value,
-                expected,
-            })
-            .await?
-            .revision())
+        Ok(self.write_event(Op::Update { key, value, expected }).await?.revision())
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
         let key = key.to_string();
         let event = self.write_event(Op::Delete { key, expected }).await?;
         let revision = event.revision();
-        let prev = event
-            .prev
-            .ok_or_else(|| StoreError::Backend("a deleted key had no previous value".into()))?;
+        let prev = event.prev.ok_or_else(|| StoreError::Backend("a deleted key had no previous value".into()))?;
         Ok((revision, prev))
     }
 
     async fn watch(&self, prefix: &str, start_revision: Revision) -> Result<Watcher> {
         let compacted = self.inner.compacted.load(Ordering::SeqCst);
         if start_revision > 0 && start_revision <= compacted {
-            return Err(StoreError::Compacted {
-                requested: start_revision,
-                compacted,
-            });
+            return Err(StoreError::Compacted { requested: start_revision, compacted });
         }
         let history = Arc::new(SqliteHistory(self.inner.clone()));
         Ok(self.inner.hub.watch(prefix, start_revision, history))
@@ -798,26 +683,16 @@ impl Store for SqliteStore {
         let compacted = self.inner.compacted.load(Ordering::SeqCst);
         let current = self.inner.current.load(Ordering::SeqCst);
         if revision <= compacted {
-            return Err(StoreError::Compacted {
-                requested: revision,
-                compacted,
-            });
+            return Err(StoreError::Compacted { requested: revision, compacted });
         }
         if revision > current {
-            return Err(StoreError::FutureRevision {
-                requested: revision,
-                current,
-            });
+            return Err(StoreError::FutureRevision { requested: revision, current });
         }
         loop {
             match self.write(Op::CompactChunk { upto: revision }).await? {
                 Outcome::Compacted(done) if done >= revision => break,
                 Outcome::Compacted(_) => {}
-                _ => {
-                    return Err(StoreError::Backend(
-                        "writer answered a compaction with no revision".into(),
-                    ))
-                }
+                _ => return Err(StoreError::Backend("writer answered a compaction with no revision".into())),
             }
         }
         self.write(Op::Maintenance).await.map(|_| ())

@@ -23,17 +23,11 @@ impl Etcd {
         let binary = std::env::var("K8RS_TEST_ETCD").unwrap_or_else(|_| "etcd".into());
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
-            let dir = tempfile::Builder::new()
-                .prefix("k8rs-etcd-")
-                .tempdir()
-                .expect("cannot make a temporary directory");
+            let dir =
+                tempfile::Builder::new().prefix("k8rs-etcd-").tempdir().expect("cannot make a temporary directory");
             // Another process may take a port between our probe and etcd's bind: then etcd exits, and we retry.
             let (client_port, peer_port) = (free_port(), free_port());
-            let mut etcd = Etcd {
-                child: None,
-                dir,
-                client_port,
-            };
+            let mut etcd = Etcd { child: None, dir, client_port };
             match etcd.spawn(&binary, peer_port) {
                 Ok(()) => return etcd,
                 Err(e) => last_error = e,
@@ -45,15 +39,11 @@ impl Etcd {
     fn spawn(&mut self, binary: &str, peer_port: u16) -> Result<(), String> {
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{peer_port}");
-        let log =
-            std::fs::File::create(self.dir.path().join("etcd.log")).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(self.dir.path().join("etcd.log")).map_err(|e| e.to_string())?;
         let mut command = Command::new(binary);
         command
             .arg("--name=k8rs-test")
-            .arg(format!(
-                "--data-dir={}",
-                self.dir.path().join("data").display()
-            ))
+            .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
@@ -70,11 +60,7 @@ impl Etcd {
         self.child = Some(command.spawn().map_err(|e| e.to_string())?);
         let deadline = Instant::now() + START_DEADLINE;
         while Instant::now() < deadline {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 self.child = None;
                 return Err(format!("etcd exited with {status}: {}", self.log_tail()));
             }
@@ -84,10 +70,7 @@ impl Etcd {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.kill();
-        Err(format!(
-            "not healthy within {START_DEADLINE:?}: {}",
-            self.log_tail()
-        ))
+        Err(format!("not healthy within {START_DEADLINE:?}: {}", self.log_tail()))
     }
 
     /// The client URL, `http://127.0.0.1:PORT`.

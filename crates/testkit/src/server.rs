@@ -17,8 +17,7 @@ const READY_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Where the versioned kubectl binaries (`kubectl.1.27` … `kubectl.1.33`) live: beside the real `kubectl`.
 pub fn kubectl_path(version: Option<&str>) -> PathBuf {
-    let dispatcher =
-        std::fs::canonicalize("/usr/bin/kubectl").unwrap_or_else(|_| PathBuf::from("kubectl"));
+    let dispatcher = std::fs::canonicalize("/usr/bin/kubectl").unwrap_or_else(|_| PathBuf::from("kubectl"));
     match version {
         None => dispatcher,
         Some(version) => dispatcher.with_file_name(format!("kubectl.{version}")),
@@ -28,10 +27,7 @@ pub fn kubectl_path(version: Option<&str>) -> PathBuf {
 impl Server {
     /// Starts `binary server` (the k8rs binary under test) with `extra` arguments and waits until it is ready.
     pub fn start(binary: &Path, extra: &[&str]) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("k8rs-server-")
-            .tempdir()
-            .expect("temporary directory");
+        let dir = tempfile::Builder::new().prefix("k8rs-server-").tempdir().expect("temporary directory");
         let mut server = Server {
             child: None,
             dir,
@@ -61,12 +57,7 @@ impl Server {
             .arg("server")
             .arg("--data-dir")
             .arg(dir.path())
-            .args([
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-                &port.to_string(),
-            ])
+            .args(["--bind-address", "127.0.0.1", "--https-listen-port", &port.to_string()])
             .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -80,11 +71,7 @@ impl Server {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_DEADLINE;
         while Instant::now() < deadline {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("k8rs server exited with {status}:\n{}", self.log());
             }
             if self.kubeconfig().exists() {
@@ -95,10 +82,7 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "k8rs server not ready within {READY_DEADLINE:?}:\n{}",
-            self.log()
-        );
+        panic!("k8rs server not ready within {READY_DEADLINE:?}:\n{}", self.log());
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -140,12 +124,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run kubectl");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
         child.wait_with_output().expect("kubectl output")
     }
 

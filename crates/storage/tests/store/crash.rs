@@ -22,20 +22,11 @@ fn value_for(key: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
-    let dir = tempfile::Builder::new()
-        .prefix("k8rs-crash-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("k8rs-crash-").tempdir().unwrap();
     let db = dir.path().join("state.db");
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args([
-            "crash::child_writer",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["crash::child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -59,27 +50,14 @@ async fn acknowledged_writes_survive_kill_9() {
         }
     }
     child.wait().unwrap();
-    assert!(
-        killed,
-        "the child stopped on its own after {} writes",
-        acked.len()
-    );
-    assert!(
-        acked.len() >= KILL_AFTER_ACKS,
-        "only {} writes acknowledged",
-        acked.len()
-    );
+    assert!(killed, "the child stopped on its own after {} writes", acked.len());
+    assert!(acked.len() >= KILL_AFTER_ACKS, "only {} writes acknowledged", acked.len());
 
-    let store =
-        SqliteStore::open(&db, SqliteOptions::default()).expect("the store reopens after kill -9");
+    let store = SqliteStore::open(&db, SqliteOptions::default()).expect("the store reopens after kill -9");
     let max_acked = acked.values().copied().max().unwrap();
     assert!(store.current_revision().await.unwrap() >= max_acked);
     for (key, revision) in &acked {
-        let kv = store
-            .get(key, 0)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("acknowledged {key} is lost"));
+        let kv = store.get(key, 0).await.unwrap().unwrap_or_else(|| panic!("acknowledged {key} is lost"));
         assert_eq!(kv.mod_revision, *revision, "{key}");
         assert_eq!(kv.value, value_for(key), "{key} is damaged");
     }
