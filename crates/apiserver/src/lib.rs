@@ -13,6 +13,7 @@ pub mod pki;
 mod rest;
 mod reviews;
 mod scale;
+mod services;
 mod table;
 
 use std::convert::Infallible;
@@ -35,6 +36,7 @@ use tokio::net::TcpListener;
 pub use auth::{Identity, TokenFile};
 pub use objects::random_bytes;
 pub use pki::Pki;
+pub use services::Cidr;
 
 use crate::http::{Body, Query};
 
@@ -50,6 +52,8 @@ pub struct Config {
     pub tokens: TokenFile,
     /// The address clients use, reported in `/api`'s serverAddressByClientCIDRs.
     pub advertise_address: String,
+    /// Where Service cluster IPs come from; the first address is the `kubernetes` Service's.
+    pub service_cidr: Cidr,
 }
 
 /// Shared by every request.
@@ -57,6 +61,7 @@ pub struct State {
     store: DynStore,
     tokens: TokenFile,
     advertise_address: String,
+    service_cidr: Cidr,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +81,12 @@ impl ApiServer {
     /// Creates what every cluster has, then serves HTTPS on `listener` in the background.
     pub async fn start(listener: TcpListener, config: Config) -> Result<ApiServer, ServerError> {
         let tls = Arc::new(tls_config(&config.pki)?);
-        let state =
-            Arc::new(State { store: config.store, tokens: config.tokens, advertise_address: config.advertise_address });
+        let state = Arc::new(State {
+            store: config.store,
+            tokens: config.tokens,
+            advertise_address: config.advertise_address,
+            service_cidr: config.service_cidr,
+        });
         bootstrap(&state).await?;
         let address = listener.local_addr().map_err(|e| ServerError::Tls(e.to_string()))?;
         tokio::spawn(accept_loop(listener, tls, state));
@@ -112,29 +121,78 @@ fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, ServerError> {
     Ok(config)
 }
 
-/// Makes the default namespaces if they are missing (a restart finds them in the store).
+/// Creates an object unless it exists: a restart finds what the first start made.
+async fn create_if_absent(state: &State, key: &str, object: serde_json::Value) -> Result<(), ServerError> {
+    match state.store.create(key, serde_json::to_vec(&object).expect("JSON serializes")).await {
+        Ok(_) | Err(storage::StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(ServerError::Store(e.to_string())),
+    }
+}
+
+fn new_metadata(name: &str, namespace: Option<&str>) -> serde_json::Value {
+    let mut metadata = json!({
+        "name": name,
+        "uid": objects::new_uid(),
+        "creationTimestamp": objects::timestamp(SystemTime::now()),
+    });
+    if let Some(namespace) = namespace {
+        metadata["namespace"] = json!(namespace);
+    }
+    metadata
+}
+
+/// Makes what every cluster has: the default namespaces, and the `kubernetes` Service (the first Service IP)
+/// with the Endpoints that point at this server.
 async fn bootstrap(state: &State) -> Result<(), ServerError> {
-    let namespaces = registry::find("", "v1", "namespaces").expect("namespaces are registered");
+    let find = |name| registry::find("", "v1", name).expect("core resources are registered");
     for name in DEFAULT_NAMESPACES {
-        let key = objects::key(namespaces, None, name);
-        let object = json!({
+        let mut metadata = new_metadata(name, None);
+        metadata["labels"] = json!({"kubernetes.io/metadata.name": name});
+        let namespace = json!({
             "kind": "Namespace",
             "apiVersion": "v1",
-            "metadata": {
-                "name": name,
-                "uid": objects::new_uid(),
-                "creationTimestamp": objects::timestamp(SystemTime::now()),
-                "labels": {"kubernetes.io/metadata.name": name},
-            },
+            "metadata": metadata,
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        match state.store.create(&key, serde_json::to_vec(&object).expect("JSON serializes")).await {
-            Ok(_) | Err(storage::StoreError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(ServerError::Store(e.to_string())),
-        }
+        create_if_absent(state, &objects::key(find("namespaces"), None, name), namespace).await?;
     }
-    Ok(())
+    let address: SocketAddr = state
+        .advertise_address
+        .parse()
+        .map_err(|e| ServerError::Store(format!("advertise address {}: {e}", state.advertise_address)))?;
+    let ip = state.service_cidr.nth(0).to_string();
+    let service_key = objects::key(find("services"), Some("default"), "kubernetes");
+    create_if_absent(state, &format!("/registry/k8rs/serviceips/{ip}"), json!(service_key)).await?;
+    let mut metadata = new_metadata("kubernetes", Some("default"));
+    metadata["labels"] = json!({"component": "apiserver", "provider": "kubernetes"});
+    let service = json!({
+        "kind": "Service",
+        "apiVersion": "v1",
+        "metadata": metadata,
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": ip,
+            "clusterIPs": [ip],
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": address.port()}],
+            "sessionAffinity": "None",
+            "ipFamilies": ["IPv4"],
+            "ipFamilyPolicy": "SingleStack",
+            "internalTrafficPolicy": "Cluster",
+        },
+        "status": {"loadBalancer": {}},
+    });
+    create_if_absent(state, &service_key, service).await?;
+    let endpoints = json!({
+        "kind": "Endpoints",
+        "apiVersion": "v1",
+        "metadata": new_metadata("kubernetes", Some("default")),
+        "subsets": [{
+            "addresses": [{"ip": address.ip().to_string()}],
+            "ports": [{"name": "https", "port": address.port(), "protocol": "TCP"}],
+        }],
+    });
+    create_if_absent(state, &objects::key(find("endpoints"), Some("default"), "kubernetes"), endpoints).await
 }
 
 async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<State>) {

@@ -20,7 +20,7 @@ use crate::http::{self, Body, ChannelBody, Query, Wanted};
 use crate::objects::{self, meta_str};
 use crate::table::{self, IncludeObject};
 use crate::State;
-use crate::{reviews, scale};
+use crate::{reviews, scale, services};
 
 /// Request bodies over this size are refused with 413, as upstream does.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -451,6 +451,14 @@ async fn create(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
         return Err(Status::invalid(resource.kind, resource.group, &name, causes));
     }
     prepare_for_create(resource, &mut object);
+    let is_service = is_services(resource);
+    if is_service {
+        services::default(&mut object);
+        let causes = services::validate(&object);
+        if !causes.is_empty() {
+            return Err(Status::invalid(resource.kind, resource.group, &name, causes));
+        }
+    }
     check_namespace(state, request).await?;
     let key = request.key(&name);
     if request.dry_run() {
@@ -459,11 +467,44 @@ async fn create(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
         }
         return Ok(object_response(request, StatusCode::CREATED, &object));
     }
-    let revision = state.store.create(&key, to_store(&object)).await.map_err(|e| match e {
+    let allocation = if is_service { Some(services::allocate(state, &mut object, &key).await?) } else { None };
+    let created = state.store.create(&key, to_store(&object)).await;
+    if created.is_err() {
+        if let Some(allocation) = allocation {
+            allocation.release(state).await;
+        }
+    }
+    let revision = created.map_err(|e| match e {
         StoreError::AlreadyExists { .. } => Status::already_exists(request.target(&name)),
         other => store_error(other),
     })?;
     Ok(object_response(request, StatusCode::CREATED, &with_revision(object, revision)))
+}
+
+fn is_services(resource: &Resource) -> bool {
+    resource.group.is_empty() && resource.name == "services"
+}
+
+/// What goes away with a deleted object besides its key: a Service's cluster IP and node ports.
+async fn after_delete(state: &State, resource: &Resource, object: &Value) {
+    if is_services(resource) {
+        services::held(object).release(state).await;
+    }
+}
+
+/// The object an update writes: `merge_update`, then the resource's own rules for updates.
+fn updated_object(request: &RestRequest, current: &Value, new: Value) -> Result<Value> {
+    let mut updated = merge_update(request, current, new);
+    if is_services(request.resource) && request.subresource.is_none() {
+        services::keep_allocations(current, &mut updated)?;
+        services::default(&mut updated);
+        let causes = services::validate(&updated);
+        if !causes.is_empty() {
+            let name = meta_str(&updated, "name").unwrap_or_default().to_string();
+            return Err(Status::invalid("Service", "", &name, causes));
+        }
+    }
+    Ok(updated)
 }
 
 /// Everything but metadata and status: what a change of bumps `generation`.
@@ -537,7 +578,7 @@ async fn update(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
             return Err(Status::modified(request.target(&name)));
         }
     }
-    let updated = merge_update(request, &current, object);
+    let updated = updated_object(request, &current, object)?;
     if request.dry_run() {
         return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
     }
@@ -610,7 +651,7 @@ async fn patch(state: &State, request: &RestRequest, body: &[u8]) -> Result<Resp
         if precondition.as_deref().is_some_and(|rv| rv != kv.mod_revision.to_string()) {
             return Err(Status::modified(request.target(&name)));
         }
-        let updated = merge_update(request, &current, patched);
+        let updated = updated_object(request, &current, patched)?;
         if request.dry_run() {
             return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
         }
@@ -684,6 +725,7 @@ async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
         StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
         other => store_error(other),
     })?;
+    after_delete(state, request.resource, &current).await;
     Ok(object_response(request, StatusCode::OK, &current))
 }
 
@@ -755,7 +797,13 @@ async fn delete_collection(state: &State, request: &RestRequest) -> Result<Respo
                 .or_insert_with(|| json!(objects::timestamp(SystemTime::now())));
             state.store.update(&kv.key, to_store(&marked), kv.mod_revision).await.map(|_| marked)
         } else {
-            state.store.delete(&kv.key, Some(kv.mod_revision)).await.map(|_| object)
+            match state.store.delete(&kv.key, Some(kv.mod_revision)).await {
+                Ok(_) => {
+                    after_delete(state, request.resource, &object).await;
+                    Ok(object)
+                }
+                Err(e) => Err(e),
+            }
         };
         match result {
             Ok(object) => deleted.push(object),

@@ -54,19 +54,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// The first address of a CIDR plus one: the `kubernetes` Service's cluster IP, which must be in the certificate.
-fn first_service_ip(cidr: &str) -> anyhow::Result<IpAddr> {
-    let (base, bits) = cidr.split_once('/').with_context(|| format!("--service-cidr {cidr:?} is not a CIDR"))?;
-    let base: Ipv4Addr = base.parse().with_context(|| format!("--service-cidr {cidr:?} is not an IPv4 CIDR"))?;
-    let bits: u32 = bits
-        .parse()
-        .ok()
-        .filter(|b| *b <= 30)
-        .with_context(|| format!("--service-cidr {cidr:?} has a bad prefix length"))?;
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-    Ok(IpAddr::V4(Ipv4Addr::from((u32::from(base) & mask) + 1)))
-}
-
 fn join_token(args: &ServerArgs) -> anyhow::Result<String> {
     if let Some(token) = &args.token {
         return Ok(token.clone());
@@ -87,7 +74,9 @@ fn random_hex() -> String {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let service_ip = first_service_ip(&args.service_cidr)?;
+    let service_cidr =
+        apiserver::Cidr::parse(&args.service_cidr).map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
+    let service_ip = IpAddr::V4(service_cidr.nth(0));
     anyhow::ensure!(args.cluster_cidr.contains('/'), "--cluster-cidr {:?} is not a CIDR", args.cluster_cidr);
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let datastore = Datastore::parse(&args.datastore_endpoint, &args.data_dir.join("server/db/state.db"))
@@ -140,8 +129,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.write_kubeconfig {
         pki::write_private(path, &kubeconfig)?;
     }
-    let config =
-        Config { store, pki, tokens, advertise_address: SocketAddr::new(client_host, local.port()).to_string() };
+    let config = Config {
+        store,
+        pki,
+        tokens,
+        advertise_address: SocketAddr::new(client_host, local.port()).to_string(),
+        service_cidr,
+    };
     let server = ApiServer::start(listener, config).await?;
     tracing::info!(address = %server.address, kubeconfig = %args.data_dir.join("kubeconfig.yaml").display(), "k8rs server is serving");
     eprintln!(

@@ -374,3 +374,41 @@ fn apply_after_an_edit_merges_lists_by_their_keys() {
         fails(server.kubectl(None, &["-n", "web", "patch", "deploy", "front", "-p", r#"{"spec":{"$patch":"bogus"}}"#]));
     assert!(bad.contains("could not be applied"), "{bad}");
 }
+
+#[test]
+fn services_get_unique_cluster_ips_and_node_ports_released_on_delete() {
+    let server = server();
+    let kubernetes = ok(server.kubectl(None, &["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]));
+    assert_eq!(kubernetes, "10.43.0.1");
+    // Twelve creates at once: every Service gets its own address.
+    std::thread::scope(|scope| {
+        for n in 0..12 {
+            let server = &server;
+            scope.spawn(move || {
+                let name = format!("svc-{n}");
+                ok(server.kubectl(JSON_KUBECTL, &["create", "service", "nodeport", &name, "--tcp=80:8080"]));
+            });
+        }
+    });
+    let path = "jsonpath={range .items[*]}{.spec.clusterIP} {.spec.ports[0].nodePort}{\"\\n\"}{end}";
+    let listed = ok(server.kubectl(None, &["get", "svc", "-l", "app", "-o", path]));
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 12, "{listed}");
+    let ips: std::collections::HashSet<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    let ports: std::collections::HashSet<&str> = lines.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
+    assert_eq!((ips.len(), ports.len()), (12, 12), "{listed}");
+    for line in &lines {
+        let port: u32 = line.split(' ').nth(1).unwrap().parse().unwrap();
+        assert!(line.starts_with("10.43.") && (30000..=32767).contains(&port), "{line}");
+    }
+
+    ok(server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "fixed", "--clusterip=10.43.7.7", "--tcp=80"]));
+    let taken = fails(server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "other", "--clusterip=10.43.7.7", "--tcp=80"]));
+    assert!(taken.contains("provided IP is already allocated"), "{taken}");
+    let outside = fails(server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "far", "--clusterip=10.99.0.1", "--tcp=80"]));
+    assert!(outside.contains("provided IP is not in the valid range"), "{outside}");
+    ok(server.kubectl(None, &["delete", "service", "fixed"]));
+    ok(server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "other", "--clusterip=10.43.7.7", "--tcp=80"]));
+    let immutable = fails(server.kubectl(None, &["patch", "svc", "other", "-p", r#"{"spec":{"clusterIP":"10.43.7.8"}}"#]));
+    assert!(immutable.contains("may not change once set"), "{immutable}");
+}
