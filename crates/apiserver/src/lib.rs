@@ -5,6 +5,7 @@
 //! into controllers, the scheduler or the kubelet: those talk to it through the API like any client.
 
 pub mod auth;
+mod cache;
 mod discovery;
 mod http;
 mod objects;
@@ -62,6 +63,7 @@ pub struct State {
     tokens: TokenFile,
     advertise_address: String,
     service_cidr: Cidr,
+    caches: cache::Caches,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +83,9 @@ impl ApiServer {
     /// Creates what every cluster has, then serves HTTPS on `listener` in the background.
     pub async fn start(listener: TcpListener, config: Config) -> Result<ApiServer, ServerError> {
         let tls = Arc::new(tls_config(&config.pki)?);
+        let caches = cache::Caches::start(&config.store).await.map_err(|e| ServerError::Store(e.to_string()))?;
         let state = Arc::new(State {
+            caches,
             store: config.store,
             tokens: config.tokens,
             advertise_address: config.advertise_address,

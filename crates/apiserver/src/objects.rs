@@ -80,13 +80,23 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Upstream's humanized age: `45s`, `5m`, `3h`, `2d`, `400d`…, with two units where upstream shows two.
+/// Upstream's humanized age of a timestamp (`<unknown>` when absent or unparsable), see [`human_duration`].
 pub fn age(created: Option<&str>, now: SystemTime) -> String {
     let Some(created) = created.and_then(parse_timestamp) else {
         return "<unknown>".into();
     };
-    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let seconds = (now - created).max(0);
+    let now_ms = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()) as i64;
+    // Truncated toward zero, as Go's `int(d.Seconds())`.
+    human_duration((now_ms - created * 1000) / 1000)
+}
+
+/// Upstream's `duration.HumanDuration` of whole seconds: `45s`, `5m`, `3h`, `2d`, `400d`…, with two units where
+/// upstream shows two; `0s` for a second in the future and `<invalid>` beyond.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    let seconds = seconds.max(0);
     let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
     if seconds < 120 {
         format!("{seconds}s")

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use storage::{EventKind, KeyValue, RangeRequest, StoreError, WatchMessage};
 use tokio::sync::mpsc;
 
+use crate::cache::{Change, Delivery, Start, Subscription};
 use crate::http::{self, Body, ChannelBody, Query, Wanted};
 use crate::objects::{self, meta_str};
 use crate::table::{self, IncludeObject};
@@ -255,9 +256,51 @@ fn field_value(object: &Value, field: &str) -> Option<String> {
     }
 }
 
+/// Whether a list may be answered from the watch cache: `resourceVersion=0` (any) or a NotOlderThan revision.
+fn cacheable_list(request: &RestRequest) -> Result<Option<i64>> {
+    if request.query.get("continue").is_some() || request.query.get("resourceVersionMatch") == Some("Exact") {
+        return Ok(None);
+    }
+    match request.query.get("resourceVersion") {
+        None => Ok(None),
+        Some(rv) => rv
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| Status::bad_request(format!("invalid resourceVersion {rv:?}: not an integer"))),
+    }
+}
+
+fn list_response(request: &RestRequest, items: Vec<Value>, metadata: Value) -> Result<Response<Body>> {
+    let response = match request.wanted {
+        Wanted::Table => {
+            let include = IncludeObject::parse(request.query.get("includeObject")).map_err(Status::bad_request)?;
+            table::table(request.resource, &items, metadata, include)
+        }
+        _ => json!({
+            "kind": format!("{}List", request.resource.kind),
+            "apiVersion": request.resource.group_version(),
+            "metadata": metadata,
+            "items": items,
+        }),
+    };
+    Ok(match request.wanted {
+        Wanted::Yaml => object_response(request, StatusCode::OK, &response),
+        _ => http::json(StatusCode::OK, &response),
+    })
+}
+
 async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
     verb_allowed(request, "list")?;
     let filter = Filter::parse(request)?;
+    if let (Some(at_least), Some(cache)) = (cacheable_list(request)?, state.caches.get(request.resource)) {
+        if !cache.wait_for(at_least, FRESHNESS_WAIT).await {
+            return Err(too_large(at_least));
+        }
+        let prefix = objects::prefix(request.resource, request.namespace.as_deref());
+        let (objects, revision) = cache.snapshot(&prefix);
+        let items: Vec<Value> = objects.iter().filter(|o| filter.matches(o)).map(|o| (**o).clone()).collect();
+        return list_response(request, items, json!({"resourceVersion": revision.to_string()}));
+    }
     let limit = request.query.number("limit")?.unwrap_or(0) as usize;
     let prefix = objects::prefix(request.resource, request.namespace.as_deref());
     let (revision, start_after) = match request.query.get("continue") {
@@ -291,22 +334,7 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
             metadata["remainingItemCount"] = json!(page.count - page.kvs.len() as u64);
         }
     }
-    let response = match request.wanted {
-        Wanted::Table => {
-            let include = IncludeObject::parse(request.query.get("includeObject")).map_err(Status::bad_request)?;
-            table::table(request.resource, &items, metadata, include)
-        }
-        _ => json!({
-            "kind": format!("{}List", request.resource.kind),
-            "apiVersion": request.resource.group_version(),
-            "metadata": metadata,
-            "items": items,
-        }),
-    };
-    Ok(match request.wanted {
-        Wanted::Yaml => object_response(request, StatusCode::OK, &response),
-        _ => http::json(StatusCode::OK, &response),
-    })
+    list_response(request, items, metadata)
 }
 
 /// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
@@ -852,13 +880,56 @@ async fn watch(state: &State, request: &RestRequest) -> Response<Body> {
     }
 }
 
+/// What a watch needs after the request is gone.
+struct WatchContext {
+    request: RestRequest,
+    filter: Filter,
+    bookmarks: bool,
+    deadline: tokio::time::Instant,
+}
+
+impl WatchContext {
+    fn bookmark(&self, revision: i64, initial_events_end: bool) -> Bytes {
+        event_line(&self.request, "BOOKMARK", &bookmark(&self.request, revision, initial_events_end))
+    }
+
+    /// A change as a watch event, seen through the selectors: objects entering them are ADDED, leaving them DELETED.
+    fn line(&self, change: Change, object: &Value, previous: Option<&Value>) -> Option<Bytes> {
+        let was = previous.is_some_and(|o| self.filter.matches(o));
+        let kind = match change {
+            Change::Deleted => was.then_some("DELETED")?,
+            Change::Added | Change::Modified => match (was, self.filter.matches(object)) {
+                (false, true) => "ADDED",
+                (true, true) => "MODIFIED",
+                (true, false) => "DELETED",
+                (false, false) => return None,
+            },
+        };
+        Some(event_line(&self.request, kind, object))
+    }
+
+    fn error(&self, status: &Status) -> Bytes {
+        event_line(&self.request, "ERROR", &serde_json::to_value(status).unwrap_or_default())
+    }
+}
+
+/// How long a watch or list waits for the cache to reach a revision the client has seen.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
+fn too_large(requested: i64) -> Status {
+    Status::timeout(format!("Too large resource version: {requested}")).with_details(
+        apimachinery::status::StatusDetails {
+            causes: vec![StatusCause::new("ResourceVersionTooLarge", "", "Too large resource version")],
+            retry_after_seconds: Some(1),
+            ..Default::default()
+        },
+    )
+}
+
 async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Body>> {
     verb_allowed(request, "watch")?;
-    let filter = Filter::parse(request)?;
-    let prefix = objects::prefix(request.resource, request.namespace.as_deref());
     let timeout =
         request.query.number("timeoutSeconds")?.map_or(DEFAULT_WATCH_TIMEOUT, |s| Duration::from_secs(s as u64));
-    let bookmarks = request.query.flag("allowWatchBookmarks");
     let send_initial = request.query.flag("sendInitialEvents");
     let rv = match request.query.get("resourceVersion") {
         None | Some("0") => None,
@@ -866,88 +937,53 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
             Some(rv.parse::<i64>().map_err(|_| Status::bad_request(format!("invalid resourceVersion {rv:?}")))?)
         }
     };
-    // Start from now (with the current objects as ADDED) unless the client names a revision to resume after.
-    let mut initial = Vec::new();
-    let start = match (rv, send_initial) {
-        (Some(rv), false) => rv + 1,
-        _ => {
-            let page = state
-                .store
-                .range(RangeRequest { prefix: prefix.clone(), ..Default::default() })
-                .await
-                .map_err(store_error)?;
-            for kv in &page.kvs {
-                let object = from_store(kv)?;
-                if filter.matches(&object) {
-                    initial.push(event_line(request, "ADDED", &object));
-                }
-            }
-            page.revision + 1
-        }
+    let context = WatchContext {
+        request: RestRequest {
+            method: request.method.clone(),
+            resource: request.resource,
+            namespace: request.namespace.clone(),
+            name: None,
+            subresource: None,
+            query: Query::parse(None),
+            content_type: None,
+            wanted: request.wanted,
+            identity: request.identity.clone(),
+        },
+        filter: Filter::parse(request)?,
+        bookmarks: request.query.flag("allowWatchBookmarks"),
+        deadline: tokio::time::Instant::now() + timeout,
     };
+    let prefix = objects::prefix(request.resource, request.namespace.as_deref());
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let watcher = state.store.watch(&prefix, start).await;
-    let request = RestRequest {
-        method: request.method.clone(),
-        resource: request.resource,
-        namespace: request.namespace.clone(),
-        name: None,
-        subresource: None,
-        query: Query::parse(None),
-        content_type: None,
-        wanted: request.wanted,
-        identity: request.identity.clone(),
-    };
-    tokio::spawn(async move {
-        let mut watcher = match watcher {
-            Ok(watcher) => watcher,
-            Err(error) => {
-                let status = store_error(error);
-                let _ =
-                    tx.send(event_line(&request, "ERROR", &serde_json::to_value(&status).unwrap_or_default())).await;
-                return;
-            }
-        };
-        for line in initial {
-            if tx.send(line).await.is_err() {
-                return;
-            }
-        }
-        if send_initial && bookmarks {
-            let _ = tx.send(event_line(&request, "BOOKMARK", &bookmark(&request, start - 1, true))).await;
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return,
-                _ = tx.closed() => return,
-                _ = ticker.tick(), if bookmarks => watcher.request_progress(),
-                message = watcher.next() => {
-                    let lines = match message {
-                        None => return,
-                        Some(Err(error)) => {
-                            let status = store_error(error);
-                            vec![event_line(&request, "ERROR", &serde_json::to_value(&status).unwrap_or_default())]
-                        }
-                        Some(Ok(WatchMessage::Progress(revision))) if bookmarks => {
-                            vec![event_line(&request, "BOOKMARK", &bookmark(&request, revision, false))]
-                        }
-                        Some(Ok(WatchMessage::Progress(_))) => Vec::new(),
-                        Some(Ok(WatchMessage::Events(events))) => {
-                            events.iter().filter_map(|event| watch_event_line(&request, &filter, event)).collect()
-                        }
-                    };
-                    for line in lines {
-                        if tx.send(line).await.is_err() {
-                            return;
-                        }
+    let cached = match state.caches.get(request.resource) {
+        Some(cache) => {
+            let start = match (rv, send_initial) {
+                (Some(rv), false) => {
+                    if !cache.wait_for(rv, FRESHNESS_WAIT).await {
+                        return Err(too_large(rv));
                     }
+                    Start::After(rv)
                 }
-            }
+                _ => Start::Now,
+            };
+            cache.subscribe(&prefix, start)
         }
-    });
+        None => None,
+    };
+    match cached {
+        Some(subscription) => {
+            tokio::spawn(stream_from_cache(context, subscription, send_initial, tx));
+        }
+        // Resuming from before the cache's window: the store may still hold that history.
+        None => {
+            let start = match (rv, send_initial) {
+                (Some(rv), false) => rv + 1,
+                _ => return Err(Status::internal("the watch cache refused a watch from now")),
+            };
+            let watcher = state.store.watch(&prefix, start).await;
+            tokio::spawn(stream_from_store(context, watcher, tx));
+        }
+    }
     let mut response = Response::new(http_body_util::BodyExt::boxed(ChannelBody(rx)));
     response
         .headers_mut()
@@ -955,25 +991,96 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
     Ok(response)
 }
 
-/// A store event as a watch event, seen through the selector: objects entering it are ADDED, leaving it DELETED.
-fn watch_event_line(request: &RestRequest, filter: &Filter, event: &storage::Event) -> Option<Bytes> {
-    let revision = event.kv.mod_revision;
+async fn stream_from_cache(
+    context: WatchContext,
+    subscription: Subscription,
+    send_initial: bool,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let Subscription { initial, revision, mut live } = subscription;
+    for event in &initial {
+        if let Some(line) = context.line(event.change, &event.object, event.previous.as_deref()) {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    }
+    if send_initial && context.bookmarks && tx.send(context.bookmark(revision, true)).await.is_err() {
+        return;
+    }
+    let mut last_bookmark = tokio::time::Instant::now();
+    loop {
+        let delivery = tokio::select! {
+            _ = tokio::time::sleep_until(context.deadline) => return,
+            _ = tx.closed() => return,
+            delivery = live.recv() => delivery,
+        };
+        let line = match delivery {
+            // The cache ended this watcher (it fell behind, or the cache re-listed): the client watches again.
+            None => return,
+            Some(Delivery::Event(event)) => context.line(event.change, &event.object, event.previous.as_deref()),
+            Some(Delivery::Progress(revision)) => (context.bookmarks && last_bookmark.elapsed() >= BOOKMARK_INTERVAL)
+                .then(|| {
+                    last_bookmark = tokio::time::Instant::now();
+                    context.bookmark(revision, false)
+                }),
+        };
+        if let Some(line) = line {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn stream_from_store(
+    context: WatchContext,
+    watcher: std::result::Result<storage::Watcher, StoreError>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let mut watcher = match watcher {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            let _ = tx.send(context.error(&store_error(error))).await;
+            return;
+        }
+    };
+    let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(context.deadline) => return,
+            _ = tx.closed() => return,
+            _ = ticker.tick(), if context.bookmarks => watcher.request_progress(),
+            message = watcher.next() => {
+                let lines = match message {
+                    None => return,
+                    Some(Err(error)) => vec![context.error(&store_error(error))],
+                    Some(Ok(WatchMessage::Progress(revision))) if context.bookmarks => vec![context.bookmark(revision, false)],
+                    Some(Ok(WatchMessage::Progress(_))) => Vec::new(),
+                    Some(Ok(WatchMessage::Events(events))) => events.iter().filter_map(|event| store_event_line(&context, event)).collect(),
+                };
+                for line in lines {
+                    if tx.send(line).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn store_event_line(context: &WatchContext, event: &storage::Event) -> Option<Bytes> {
     let previous = event.prev.as_ref().and_then(|kv| from_store(kv).ok());
-    let was = previous.as_ref().is_some_and(|o| filter.matches(o));
     match event.kind {
         EventKind::Delete => {
-            let object = with_revision(previous?, revision);
-            was.then(|| event_line(request, "DELETED", &object))
+            let object = with_revision(previous.clone()?, event.kv.mod_revision);
+            context.line(Change::Deleted, &object, previous.as_ref())
         }
         EventKind::Put => {
             let object = from_store(&event.kv).ok()?;
-            let is = filter.matches(&object);
-            match (was, is) {
-                (false, true) => Some(event_line(request, "ADDED", &object)),
-                (true, true) => Some(event_line(request, "MODIFIED", &object)),
-                (true, false) => Some(event_line(request, "DELETED", &object)),
-                (false, false) => None,
-            }
+            let change = if previous.is_some() { Change::Modified } else { Change::Added };
+            context.line(change, &object, previous.as_ref())
         }
     }
 }

@@ -47,21 +47,14 @@ fn bare_kubectl(server: &Server, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-/// `GET path` with no credentials at all, as `"<code> <body>"` (Python's standard library as the client).
+/// `GET path` with no credentials at all, as `"<code> <body>"`.
 fn anonymous_get(server: &Server, path: &str) -> String {
-    let script = "import http.client, ssl, sys\n\
-        ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
-        c = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[2]), context=ctx)\n\
-        c.request('GET', sys.argv[3])\n\
-        r = c.getresponse()\n\
-        print(r.status, r.read().decode(), end='')\n";
+    let client = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/client.py");
     let ca = server.data_dir().join("server/tls/ca.crt");
-    let out = Command::new("python3")
-        .args(["-c", script, ca.to_str().unwrap(), &server.port.to_string(), path])
-        .output()
-        .expect("python3");
+    let target = format!("--anonymous={}:{}", ca.display(), server.port);
+    let out = Command::new("python3").args([client, &target, "GET", path]).output().expect("python3");
     assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
+    stdout(&out).replacen('\n', " ", 1)
 }
 
 #[test]
@@ -403,12 +396,17 @@ fn services_get_unique_cluster_ips_and_node_ports_released_on_delete() {
     }
 
     ok(server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "fixed", "--clusterip=10.43.7.7", "--tcp=80"]));
-    let taken = fails(server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "other", "--clusterip=10.43.7.7", "--tcp=80"]));
+    let taken = fails(
+        server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "other", "--clusterip=10.43.7.7", "--tcp=80"]),
+    );
     assert!(taken.contains("provided IP is already allocated"), "{taken}");
-    let outside = fails(server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "far", "--clusterip=10.99.0.1", "--tcp=80"]));
+    let outside = fails(
+        server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "far", "--clusterip=10.99.0.1", "--tcp=80"]),
+    );
     assert!(outside.contains("provided IP is not in the valid range"), "{outside}");
     ok(server.kubectl(None, &["delete", "service", "fixed"]));
     ok(server.kubectl(JSON_KUBECTL, &["create", "service", "clusterip", "other", "--clusterip=10.43.7.7", "--tcp=80"]));
-    let immutable = fails(server.kubectl(None, &["patch", "svc", "other", "-p", r#"{"spec":{"clusterIP":"10.43.7.8"}}"#]));
+    let immutable =
+        fails(server.kubectl(None, &["patch", "svc", "other", "-p", r#"{"spec":{"clusterIP":"10.43.7.8"}}"#]));
     assert!(immutable.contains("may not change once set"), "{immutable}");
 }

@@ -1,0 +1,133 @@
+//! Watch and list semantics over the wire, as client libraries rely on them (api-compat.md §1.3–1.4): replay
+//! from a resourceVersion, BOOKMARKs after the initial events, 410 for compacted history, lists from the cache.
+
+use std::process::Command;
+
+use serde_json::Value;
+use testkit::Server;
+
+const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/client.py");
+
+fn server(extra: &[&str]) -> Server {
+    Server::start(env!("CARGO_BIN_EXE_k8rs").as_ref(), extra)
+}
+
+/// `(status code, body lines)` of one request as the admin (a PATCH body is a merge patch).
+fn call(server: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<String>) {
+    let mut command = Command::new("python3");
+    command.args([CLIENT, server.kubeconfig().to_str().unwrap(), method, path]);
+    if let Some(body) = body {
+        command.arg(body);
+        command.arg(if method == "PATCH" { "application/merge-patch+json" } else { "application/json" });
+    }
+    let out = command.output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(str::to_string);
+    let code = lines.next().and_then(|l| l.trim().parse().ok()).expect("status line");
+    (code, lines.collect())
+}
+
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+fn configmap(name: &str, value: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{{"app":"w"}}}},"data":{{"v":"{value}"}}}}"#
+    )
+}
+
+const CM: &str = "/api/v1/namespaces/default/configmaps";
+
+/// Python's test_watch: list, make four changes, watch from the list's resourceVersion and see all four.
+#[test]
+fn a_watch_replays_every_change_after_the_listed_revision() {
+    let server = server(&[]);
+    let (code, body) = call(&server, "GET", CM, None);
+    assert_eq!(code, 200);
+    let listed = json(&body.join("\n"))["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    call(&server, "POST", CM, Some(&configmap("a", "1")));
+    assert_eq!(call(&server, "PATCH", &format!("{CM}/a"), Some(r#"{"data":{"v":"2"}}"#)).0, 200);
+    call(&server, "DELETE", &format!("{CM}/a"), None);
+    call(&server, "POST", CM, Some(&configmap("b", "1")));
+    call(&server, "DELETE", &format!("{CM}/b"), None);
+    let watch = format!("{CM}?watch=true&resourceVersion={listed}&labelSelector=app%3Dw&timeoutSeconds=2");
+    let (code, events) = call(&server, "GET", &watch, None);
+    assert_eq!(code, 200);
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|l| json(l))
+        .map(|e| {
+            (e["type"].as_str().unwrap().to_string(), e["object"]["metadata"]["name"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let expected = [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a"), ("ADDED", "b"), ("DELETED", "b")];
+    assert_eq!(seen, expected.map(|(t, n)| (t.to_string(), n.to_string())));
+    let revisions: Vec<i64> = events
+        .iter()
+        .map(|l| json(l)["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
+}
+
+#[test]
+fn initial_events_end_with_an_annotated_bookmark() {
+    let server = server(&[]);
+    call(&server, "POST", CM, Some(&configmap("one", "1")));
+    call(&server, "POST", CM, Some(&configmap("two", "2")));
+    let watch = format!(
+        "{CM}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
+    );
+    let (_, events) = call(&server, "GET", &watch, None);
+    let events: Vec<Value> = events.iter().map(|l| json(l)).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ADDED", "ADDED", "BOOKMARK"]);
+    let bookmark = &events[2]["object"];
+    assert_eq!(bookmark["kind"], "ConfigMap");
+    assert_eq!(bookmark["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+}
+
+#[test]
+fn a_watch_from_compacted_history_gets_410_expired() {
+    let server = server(&["--compaction-window", "1s"]);
+    let (_, body) = call(&server, "GET", CM, None);
+    let listed: i64 = json(&body.join("\n"))["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    for n in 0..5 {
+        call(&server, "POST", CM, Some(&configmap(&format!("c{n}"), "1")));
+    }
+    // Wait until the store has compacted past what we listed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (code, _) =
+            call(&server, "GET", &format!("{CM}?resourceVersion={listed}&resourceVersionMatch=Exact"), None);
+        if code == 410 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never compacted");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let watch = format!("{CM}?watch=true&resourceVersion=1&timeoutSeconds=2");
+    let (code, events) = call(&server, "GET", &watch, None);
+    assert_eq!(code, 200);
+    let error = json(&events[0]);
+    assert_eq!(error["type"], "ERROR");
+    assert_eq!(error["object"]["code"], 410);
+    assert_eq!(error["object"]["reason"], "Expired");
+}
+
+#[test]
+fn lists_at_resource_version_zero_come_from_the_cache() {
+    let server = server(&[]);
+    call(&server, "POST", CM, Some(&configmap("cached", "1")));
+    let (code, body) = call(&server, "GET", &format!("{CM}?resourceVersion=0"), None);
+    assert_eq!(code, 200);
+    let list = json(&body.join("\n"));
+    let names: Vec<&str> =
+        list["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cached"]);
+    // A revision the server has not reached yet is answered 504 after a short wait, never with stale data.
+    let (code, body) = call(&server, "GET", &format!("{CM}?resourceVersion=999999"), None);
+    assert_eq!(code, 504, "{body:?}");
+    assert!(body.join("").contains("Too large resource version"));
+}
