@@ -8,6 +8,7 @@ pub mod auth;
 mod cache;
 mod discovery;
 mod http;
+mod metrics;
 mod objects;
 mod openapi;
 pub mod pki;
@@ -64,6 +65,7 @@ pub struct State {
     advertise_address: String,
     service_cidr: Cidr,
     caches: cache::Caches,
+    metrics: Arc<metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +85,13 @@ impl ApiServer {
     /// Creates what every cluster has, then serves HTTPS on `listener` in the background.
     pub async fn start(listener: TcpListener, config: Config) -> Result<ApiServer, ServerError> {
         let tls = Arc::new(tls_config(&config.pki)?);
-        let caches = cache::Caches::start(&config.store).await.map_err(|e| ServerError::Store(e.to_string()))?;
+        let metrics = Arc::new(metrics::Metrics::new());
+        let store = metrics::MeteredStore::wrap(config.store, metrics.clone());
+        let caches = cache::Caches::start(&store).await.map_err(|e| ServerError::Store(e.to_string()))?;
         let state = Arc::new(State {
             caches,
-            store: config.store,
+            metrics,
+            store,
             tokens: config.tokens,
             advertise_address: config.advertise_address,
             service_cidr: config.service_cidr,
@@ -266,6 +271,9 @@ async fn route(state: &State, identity: &Identity, request: Request<Incoming>, p
     match (request.method(), segments.as_slice()) {
         (&Method::GET, ["healthz" | "livez" | "readyz"]) => http::text(StatusCode::OK, "ok"),
         (&Method::GET, ["version"]) => http::json(StatusCode::OK, &discovery::version()),
+        (&Method::GET, ["metrics"]) => {
+            http::respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.metrics.encode())
+        }
         (&Method::GET, ["api"]) => match discovery::aggregated_version(accept.as_deref()) {
             Some(version) => aggregated(true, version),
             None => http::json(StatusCode::OK, &discovery::api_versions(&state.advertise_address)),
@@ -356,7 +364,10 @@ async fn resource_request(
         wanted: http::negotiate(accept.as_deref()),
         identity: identity.clone(),
     };
+    let verb = rest_request.verb();
+    let started = std::time::Instant::now();
     let mut response = rest::serve(state, rest_request, body).await;
+    state.metrics.observe_request(verb, resource.name, response.status().as_u16(), started);
     if let Some(warning) = resource.deprecation {
         if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{warning}\"")) {
             response.headers_mut().insert("Warning", value);

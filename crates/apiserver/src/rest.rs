@@ -46,6 +46,21 @@ pub struct RestRequest {
 type Result<T> = std::result::Result<T, Status>;
 
 impl RestRequest {
+    /// The Kubernetes verb of the request (as authorization and metrics name it).
+    pub fn verb(&self) -> &'static str {
+        match (&self.method, self.name.is_some()) {
+            (&Method::GET, true) => "get",
+            (&Method::GET, false) if self.query.flag("watch") => "watch",
+            (&Method::GET, false) => "list",
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "update",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, true) => "delete",
+            (&Method::DELETE, false) => "deletecollection",
+            _ => "unknown",
+        }
+    }
+
     fn target<'a>(&'a self, name: &'a str) -> Target<'a> {
         Target { group: self.resource.group, resource: self.resource.name, name }
     }
@@ -970,9 +985,13 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
         }
         None => None,
     };
+    let open = state.metrics.watch_opened(request.resource.name);
     match cached {
         Some(subscription) => {
-            tokio::spawn(stream_from_cache(context, subscription, send_initial, tx));
+            tokio::spawn(async move {
+                stream_from_cache(context, subscription, send_initial, tx).await;
+                drop(open);
+            });
         }
         // Resuming from before the cache's window: the store may still hold that history.
         None => {
@@ -981,7 +1000,10 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
                 _ => return Err(Status::internal("the watch cache refused a watch from now")),
             };
             let watcher = state.store.watch(&prefix, start).await;
-            tokio::spawn(stream_from_store(context, watcher, tx));
+            tokio::spawn(async move {
+                stream_from_store(context, watcher, tx).await;
+                drop(open);
+            });
         }
     }
     let mut response = Response::new(http_body_util::BodyExt::boxed(ChannelBody(rx)));

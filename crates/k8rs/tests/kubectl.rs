@@ -410,3 +410,21 @@ fn services_get_unique_cluster_ips_and_node_ports_released_on_delete() {
         fails(server.kubectl(None, &["patch", "svc", "other", "-p", r#"{"spec":{"clusterIP":"10.43.7.8"}}"#]));
     assert!(immutable.contains("may not change once set"), "{immutable}");
 }
+
+#[test]
+fn metrics_count_requests_watches_and_store_operations() {
+    let server = server();
+    ok(server.kubectl(JSON_KUBECTL, &["create", "configmap", "counted"]));
+    ok(server.kubectl(None, &["get", "configmap", "counted"]));
+    let watch = "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1";
+    assert!(ok(server.kubectl(None, &["get", "--raw", watch])).contains("counted"));
+    let metrics = ok(server.kubectl(None, &["get", "--raw", "/metrics"]));
+    let has = |needle: &str| metrics.lines().any(|l| l.starts_with(needle));
+    assert!(has(r#"apiserver_request_total{verb="create",resource="configmaps",code="201"} 1"#), "{metrics}");
+    assert!(has(r#"apiserver_request_total{verb="get",resource="configmaps",code="200"}"#), "{metrics}");
+    assert!(has(r#"apiserver_request_duration_seconds_count{verb="create",resource="configmaps"} 1"#), "{metrics}");
+    assert!(has(r#"k8rs_storage_operation_duration_seconds_count{operation="create"}"#), "{metrics}");
+    // The watch was counted while open, and no longer is.
+    assert!(has(r#"apiserver_registered_watchers{resource="configmaps"} 0"#), "{metrics}");
+    assert!(has(r#"apiserver_request_total{verb="watch",resource="configmaps",code="200"} 1"#), "{metrics}");
+}
