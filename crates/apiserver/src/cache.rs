@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::objects;
 
-/// Events kept per resource for watches to resume from.
-const HISTORY: usize = 10_000;
+/// Events kept per resource for watches to resume from (older resumes are served by the store).
+const HISTORY: usize = 1_000;
 /// Messages a cache watcher may have queued before it is ended (the client then watches again).
 const WATCHER_QUEUE: usize = 1_000;
 /// How often the cache asks the store how far it has got, so it knows the revision even with no events.

@@ -85,6 +85,11 @@ impl Server {
         panic!("k8rs server not ready within {READY_DEADLINE:?}:\n{}", self.log());
     }
 
+    /// The server's process id (for its memory figures).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }

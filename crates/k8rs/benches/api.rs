@@ -1,0 +1,273 @@
+//! API server benchmark, side by side in one run: pod creates through the API against raw creates on the same
+//! store backend, lists of 10,000 pods (JSON and Table), one event delivered to 1,000 watchers, and the server's
+//! memory idle and holding 10,000 pods.
+//!
+//! `cargo bench -p k8rs --bench api`. It starts the release `k8rs server` itself on a free loopback port.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use storage::Store;
+use tokio::net::TcpStream;
+
+const CLIENTS: usize = 16;
+const CREATES_PER_CLIENT: usize = 400;
+const LIST_PODS: usize = 10_000;
+const LIST_ROUNDS: usize = 15;
+const WATCHERS: usize = 1_000;
+const WATCH_CONNECTIONS: usize = 10;
+
+fn pod(name: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"app":"bench","tier":"web"}}}},"spec":{{"containers":[{{"name":"app","image":"registry.local/app:1.2.3","ports":[{{"containerPort":8080,"protocol":"TCP"}}],"resources":{{"requests":{{"cpu":"100m","memory":"64Mi"}},"limits":{{"memory":"128Mi"}}}},"env":[{{"name":"MODE","value":"production"}}]}}],"restartPolicy":"Always","terminationGracePeriodSeconds":30}}}}"#
+    )
+}
+
+/// HTTPS with the admin's client certificate, as kubectl connects.
+struct Client {
+    tls: tokio_rustls::TlsConnector,
+    port: u16,
+}
+
+type Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
+
+impl Client {
+    fn new(data_dir: &std::path::Path, port: u16) -> Client {
+        let pem = |file: &str| std::fs::read(data_dir.join("server/tls").join(file)).expect("certificate file");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem("ca.crt")) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&pem("admin.crt")).collect::<Result<_, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_slice(&pem("admin.key")).unwrap();
+        let mut config =
+            rustls::ClientConfig::builder().with_root_certificates(roots).with_client_auth_cert(chain, key).unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Client { tls: tokio_rustls::TlsConnector::from(Arc::new(config)), port }
+    }
+
+    async fn connect(&self) -> Sender {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let tls = self.tls.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        sender
+    }
+}
+
+async fn send(sender: &mut Sender, method: Method, path: &str, accept: &str, body: Option<String>) -> (u16, Bytes) {
+    let mut request =
+        Request::builder().method(method).uri(format!("https://localhost{path}")).header("accept", accept);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let code = response.status().as_u16();
+    (code, response.into_body().collect().await.unwrap().to_bytes())
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn api_creates(client: &Client, namespace: &str) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let mut sender = client.connect().await;
+        let path = format!("/api/v1/namespaces/{namespace}/pods");
+        tasks.push(tokio::spawn(async move {
+            for i in 0..CREATES_PER_CLIENT {
+                let (code, body) =
+                    send(&mut sender, Method::POST, &path, "application/json", Some(pod(&format!("p-{c}-{i}")))).await;
+                assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (CLIENTS * CREATES_PER_CLIENT) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn raw_creates(store: Arc<dyn Store>) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..CREATES_PER_CLIENT {
+                let name = format!("p-{c}-{i}");
+                store.create(&format!("/registry/pods/raw/{name}"), pod(&name).into_bytes()).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (CLIENTS * CREATES_PER_CLIENT) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn create_namespace(sender: &mut Sender, name: &str) {
+    let body = format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
+    let (code, _) = send(sender, Method::POST, "/api/v1/namespaces", "application/json", Some(body)).await;
+    assert_eq!(code, 201);
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = testkit::Server::start(env!("CARGO_BIN_EXE_k8rs").as_ref(), &[]);
+    let pid = server.pid();
+    let client = Client::new(server.data_dir(), server.port);
+    let mut admin = client.connect().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = rss_kib(pid);
+
+    println!("k8rs API server (release build, SQLite store), {CLIENTS} concurrent clients\n");
+    create_namespace(&mut admin, "bench").await;
+    let api = api_creates(&client, "bench").await;
+    let dir = tempfile::Builder::new().prefix("k8rs-bench-").tempdir().unwrap();
+    let raw_store: Arc<dyn Store> =
+        Arc::new(storage::sqlite::SqliteStore::open(dir.path().join("state.db"), Default::default()).unwrap());
+    let raw = raw_creates(raw_store).await;
+    println!("| pod creates/s | through the API (JSON) | raw store creates | ratio |\n|---|---|---|---|");
+    println!("| {CLIENTS} clients | {api:.0} | {raw:.0} | {:.2} |\n", api / raw);
+
+    // Fill to 10,000 pods in one namespace for the list and memory figures.
+    create_namespace(&mut admin, "big").await;
+    let mut filled = 0;
+    while filled < LIST_PODS {
+        let mut tasks = Vec::new();
+        for c in 0..CLIENTS {
+            let mut sender = client.connect().await;
+            let names: Vec<String> =
+                (filled + c..LIST_PODS).step_by(CLIENTS).take(CREATES_PER_CLIENT).map(|i| format!("big-{i}")).collect();
+            tasks.push(tokio::spawn(async move {
+                for name in names {
+                    let (code, _) = send(
+                        &mut sender,
+                        Method::POST,
+                        "/api/v1/namespaces/big/pods",
+                        "application/json",
+                        Some(pod(&name)),
+                    )
+                    .await;
+                    assert_eq!(code, 201);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        filled += CLIENTS * CREATES_PER_CLIENT;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let full_rss = rss_kib(pid);
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let mut json_times = Vec::new();
+    let mut table_times = Vec::new();
+    let mut cached_times = Vec::new();
+    for _ in 0..LIST_ROUNDS {
+        for (accept, path, times) in [
+            ("application/json", "/api/v1/namespaces/big/pods", &mut json_times),
+            (table, "/api/v1/namespaces/big/pods", &mut table_times),
+            ("application/json", "/api/v1/namespaces/big/pods?resourceVersion=0", &mut cached_times),
+        ] {
+            let started = Instant::now();
+            let (code, body) = send(&mut admin, Method::GET, path, accept, None).await;
+            assert_eq!(code, 200);
+            assert!(body.len() > LIST_PODS * 100);
+            times.push(started.elapsed());
+        }
+    }
+    println!("| list of {LIST_PODS} pods, p50 ms | JSON (consistent, from the store) | Table | JSON, resourceVersion=0 (watch cache) |");
+    println!("|---|---|---|---|");
+    println!(
+        "| | {} | {} | {} |\n",
+        ms(percentile(&mut json_times, 0.5)),
+        ms(percentile(&mut table_times, 0.5)),
+        ms(percentile(&mut cached_times, 0.5))
+    );
+    let after_lists_rss = rss_kib(pid);
+
+    // 1,000 watchers on one namespace, multiplexed over a few HTTP/2 connections; then one write.
+    create_namespace(&mut admin, "watched").await;
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(WATCHERS);
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::channel::<Instant>(WATCHERS);
+    for c in 0..WATCH_CONNECTIONS {
+        let sender = client.connect().await;
+        for _ in 0..WATCHERS / WATCH_CONNECTIONS {
+            let (mut sender, ready_tx, seen_tx) = (sender.clone(), ready_tx.clone(), seen_tx.clone());
+            tokio::spawn(async move {
+                let request = Request::builder()
+                    .uri("https://localhost/api/v1/namespaces/watched/pods?watch=true&timeoutSeconds=120")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                sender.ready().await.unwrap();
+                let mut body = sender.send_request(request).await.unwrap().into_body();
+                ready_tx.send(()).await.unwrap();
+                while let Some(frame) = body.frame().await {
+                    if frame.ok().and_then(|f| f.into_data().ok()).is_some_and(|d| !d.is_empty()) {
+                        let _ = seen_tx.send(Instant::now()).await;
+                        return;
+                    }
+                }
+            });
+        }
+        let _ = c;
+    }
+    for _ in 0..WATCHERS {
+        ready_rx.recv().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let written = Instant::now();
+    let (code, _) =
+        send(&mut admin, Method::POST, "/api/v1/namespaces/watched/pods", "application/json", Some(pod("the-event")))
+            .await;
+    assert_eq!(code, 201);
+    let mut delivery = Vec::with_capacity(WATCHERS);
+    for _ in 0..WATCHERS {
+        delivery.push(seen_rx.recv().await.unwrap().duration_since(written));
+    }
+    println!("| {WATCHERS} watchers, one event | p50 ms | p99 ms | last ms |\n|---|---|---|---|");
+    println!(
+        "| from the write's start to each watcher | {} | {} | {} |\n",
+        ms(percentile(&mut delivery, 0.5)),
+        ms(percentile(&mut delivery, 0.99)),
+        ms(percentile(&mut delivery, 1.0))
+    );
+    let pods = LIST_PODS + CLIENTS * CREATES_PER_CLIENT;
+    println!("| server RSS, MiB | idle | holding {pods} pods | after the lists | with {WATCHERS} watchers open |");
+    println!("|---|---|---|---|---|");
+    let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
+    println!("| | {} | {} | {} | {} |", mib(idle_rss), mib(full_rss), mib(after_lists_rss), mib(rss_kib(pid)));
+}
