@@ -106,6 +106,11 @@ impl ResourceCache {
         Ok(cache)
     }
 
+    /// One object by its store key.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.state.lock().unwrap().objects.get(key).cloned()
+    }
+
     /// The objects under `prefix` (a namespace's, or all) and the revision they are current at.
     pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
         let state = self.state.lock().unwrap();

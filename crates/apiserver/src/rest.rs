@@ -428,13 +428,20 @@ async fn check_namespace(state: &State, request: &RestRequest) -> Result<()> {
         return Ok(());
     };
     let namespaces = apimachinery::registry::find("", "v1", "namespaces").expect("namespaces are registered");
-    let kv = state
-        .store
-        .get(&objects::key(namespaces, None, namespace), 0)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| Status::not_found(Target { group: "", resource: "namespaces", name: namespace }))?;
-    let object = from_store(&kv)?;
+    let key = objects::key(namespaces, None, namespace);
+    // The cache answers almost always; a namespace made a moment ago may not have reached it yet.
+    let cached = state.caches.get(namespaces).and_then(|cache| cache.get(&key));
+    let object =
+        match cached {
+            Some(object) => object,
+            None => {
+                let kv =
+                    state.store.get(&key, 0).await.map_err(store_error)?.ok_or_else(|| {
+                        Status::not_found(Target { group: "", resource: "namespaces", name: namespace })
+                    })?;
+                std::sync::Arc::new(from_store(&kv)?)
+            }
+        };
     if object["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null()) {
         return Err(Status::forbidden(format!(
             "unable to create new content in namespace {namespace} because it is being terminated"
