@@ -164,12 +164,15 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::GET, true, None | Some("status")) => get(state, &request).await,
         (&Method::GET, true, Some("scale")) => get_scale(state, &request).await,
         (&Method::POST, false, None) if reviews::is_review(request.resource) => review(&request, &body),
+        (&Method::POST, false, None) if request.resource.name == "bindings" => bind(state, &request, &body).await,
         (&Method::POST, false, None) => create(state, &request, &body).await,
         (&Method::PUT, true, None | Some("status")) => update(state, &request, &body).await,
         (&Method::PATCH, true, None | Some("status")) => patch(state, &request, &body).await,
         (&Method::PUT | &Method::PATCH, true, Some("scale")) => update_scale(state, &request, &body).await,
         (&Method::DELETE, true, None) => delete(state, &request, &body).await,
         (&Method::DELETE, false, None) => delete_collection(state, &request).await,
+        (&Method::POST, true, Some("binding")) => bind(state, &request, &body).await,
+        (&Method::POST, true, Some("eviction")) => evict(state, &request, &body).await,
         _ => Err(Status::method_not_allowed(request.method.as_str(), request.resource.name)),
     };
     result.unwrap_or_else(|status| http::status(&status))
@@ -748,16 +751,45 @@ async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
             ));
         }
     }
-    let finalizers = current["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-    if finalizers {
-        // Finalizers hold the object: mark it deleted and let their owners remove them.
-        if current["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null()) {
+    let mut marked = current.clone();
+    let mut finalizers: Vec<Value> = current["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+    // The garbage collector acts on these; recording the policy is the API server's part.
+    let policy = match (options["propagationPolicy"].as_str(), options["orphanDependents"].as_bool()) {
+        (Some(policy), _) => policy,
+        (None, Some(true)) => "Orphan",
+        _ => "Background",
+    };
+    let gc_finalizer = match policy {
+        "Foreground" => Some("foregroundDeletion"),
+        "Orphan" => Some("orphan"),
+        "Background" => None,
+        other => {
+            return Err(Status::bad_request(format!(
+                "invalid propagationPolicy {other:?}: must be Orphan, Background or Foreground"
+            )))
+        }
+    };
+    if let Some(finalizer) = gc_finalizer {
+        if !finalizers.iter().any(|f| f == finalizer) {
+            finalizers.push(json!(finalizer));
+        }
+    }
+    let grace = grace_period(request.resource, &current, &options)?;
+    let deleting_since = meta_str(&current, "deletionTimestamp").is_some();
+    if grace > 0 || !finalizers.is_empty() {
+        // The object stays, marked: its node stops it (graceful pods) or its finalizers' owners remove them.
+        let current_grace = current["metadata"]["deletionGracePeriodSeconds"].as_i64();
+        let unchanged = finalizers.len() == current["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
+        if deleting_since && unchanged && current_grace.is_some_and(|g| g <= grace) {
             return Ok(object_response(request, StatusCode::OK, &current));
         }
-        let mut marked = current.clone();
+        let at = SystemTime::now() + Duration::from_secs(grace as u64);
         let metadata = objects::metadata(&mut marked);
-        metadata.insert("deletionTimestamp".into(), json!(objects::timestamp(SystemTime::now())));
-        metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
+        metadata.insert("deletionTimestamp".into(), json!(objects::timestamp(at)));
+        metadata.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        if !finalizers.is_empty() {
+            metadata.insert("finalizers".into(), json!(finalizers));
+        }
         if request.dry_run() {
             return Ok(object_response(request, StatusCode::OK, &marked));
         }
@@ -777,6 +809,139 @@ async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
     })?;
     after_delete(state, request.resource, &current).await;
     Ok(object_response(request, StatusCode::OK, &current))
+}
+
+/// How long a deleted object lingers for its owner to stop it: only Pods bound to a node and still running get
+/// a grace period (the request's, else the pod's terminationGracePeriodSeconds, else 30 s).
+fn grace_period(resource: &Resource, object: &Value, options: &Value) -> Result<i64> {
+    let requested = match options.get("gracePeriodSeconds") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value.as_i64().filter(|g| *g >= 0).ok_or_else(|| {
+            Status::bad_request(format!("invalid gracePeriodSeconds {value}: must be a non-negative integer"))
+        })?),
+    };
+    let is_pod = resource.group.is_empty() && resource.name == "pods";
+    let bound = object["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+    let terminal = matches!(object["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    if !is_pod || !bound || terminal {
+        return Ok(0);
+    }
+    Ok(requested.or_else(|| object["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30))
+}
+
+/// `pods/{name}/binding` (and the `bindings` resource): assigns a pod to a node, once.
+async fn bind(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    let binding = decode(request.content_type.as_deref(), body)?;
+    let pods = apimachinery::registry::find("", "v1", "pods").expect("pods are registered");
+    let pod_name = match &request.name {
+        Some(name) => name.clone(),
+        None => meta_str(&binding, "name").unwrap_or_default().to_string(),
+    };
+    let node = binding["target"]["name"].as_str().unwrap_or_default().to_string();
+    if node.is_empty() {
+        return Err(Status::invalid("Binding", "", &pod_name, vec![StatusCause::required("target.name")]));
+    }
+    let key = objects::key(pods, request.namespace.as_deref(), &pod_name);
+    let target = Target { group: "", resource: "pods", name: &pod_name };
+    for _ in 0..PATCH_RETRIES {
+        let kv = state.store.get(&key, 0).await.map_err(store_error)?.ok_or_else(|| Status::not_found(target))?;
+        let mut pod = from_store(&kv)?;
+        if meta_str(&pod, "deletionTimestamp").is_some() {
+            return Err(Status::conflict(
+                target,
+                &format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
+            ));
+        }
+        if let Some(bound) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+            return Err(Status::conflict(target, &format!("pod {pod_name} is already assigned to node {bound:?}")));
+        }
+        pod["spec"]["nodeName"] = json!(node);
+        let condition = json!({
+            "type": "PodScheduled",
+            "status": "True",
+            "lastProbeTime": null,
+            "lastTransitionTime": objects::timestamp(SystemTime::now()),
+        });
+        let conditions = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let mut conditions: Vec<Value> = conditions.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+        conditions.push(condition);
+        pod["status"]["conditions"] = json!(conditions);
+        if request.dry_run() {
+            break;
+        }
+        match state.store.update(&key, to_store(&pod), kv.mod_revision).await {
+            Ok(_) => break,
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(other) => return Err(store_error(other)),
+        }
+    }
+    let mut status = Status::success(target);
+    status.code = 201;
+    Ok(http::json(StatusCode::CREATED, &serde_json::to_value(&status).unwrap_or_default()))
+}
+
+/// `pods/{name}/eviction`: deletes the pod unless a PodDisruptionBudget covering it allows no disruption.
+async fn evict(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    let eviction = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        decode(request.content_type.as_deref(), body)?
+    };
+    let name = request.name.clone().unwrap_or_default();
+    let (_, pod) = read_current(state, request, &name).await?;
+    let budgets = apimachinery::registry::find("policy", "v1", "poddisruptionbudgets").expect("PDBs are registered");
+    let prefix = objects::prefix(budgets, request.namespace.as_deref());
+    let page = state.store.range(RangeRequest { prefix, ..Default::default() }).await.map_err(store_error)?;
+    let labels: BTreeMap<String, String> = pod["metadata"]["labels"]
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    for kv in &page.kvs {
+        let budget = from_store(kv)?;
+        let selector = LabelSelector::parse(&scale::selector_string(&budget["spec"]["selector"])).unwrap_or_default();
+        let selects_nothing = budget["spec"]["selector"].is_null();
+        if !selects_nothing
+            && selector.matches(&labels)
+            && budget["status"]["disruptionsAllowed"].as_i64().unwrap_or(0) < 1
+        {
+            let budget_name = meta_str(&budget, "name").unwrap_or_default();
+            let mut status = Status::failure(
+                429,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            );
+            status.details = Some(Box::new(apimachinery::status::StatusDetails {
+                causes: vec![StatusCause::new(
+                    "DisruptionBudget",
+                    "",
+                    format!(
+                        "The disruption budget {budget_name} needs {} healthy pods and has {} currently",
+                        budget["status"]["desiredHealthy"].as_i64().unwrap_or(0),
+                        budget["status"]["currentHealthy"].as_i64().unwrap_or(0)
+                    ),
+                )],
+                ..Default::default()
+            }));
+            return Err(status);
+        }
+    }
+    let options = serde_json::to_vec(&eviction["deleteOptions"]).unwrap_or_default();
+    let options: &[u8] = if eviction["deleteOptions"].is_null() { b"" } else { &options };
+    let delete_request = RestRequest {
+        method: Method::DELETE,
+        resource: request.resource,
+        namespace: request.namespace.clone(),
+        name: Some(name.clone()),
+        subresource: None,
+        query: Query::parse(request.query.get("dryRun").map(|_| "dryRun=All")),
+        content_type: Some("application/json".into()),
+        wanted: Wanted::Json,
+        identity: request.identity.clone(),
+    };
+    delete(state, &delete_request, options).await?;
+    let mut status = Status::success(Target { group: "", resource: "pods", name: &name });
+    status.code = 201;
+    Ok(http::json(StatusCode::CREATED, &serde_json::to_value(&status).unwrap_or_default()))
 }
 
 fn review(request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {

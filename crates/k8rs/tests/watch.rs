@@ -1,36 +1,10 @@
 //! Watch and list semantics over the wire, as client libraries rely on them (api-compat.md §1.3–1.4): replay
 //! from a resourceVersion, BOOKMARKs after the initial events, 410 for compacted history, lists from the cache.
 
-use std::process::Command;
+mod support;
 
 use serde_json::Value;
-use testkit::Server;
-
-const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/client.py");
-
-fn server(extra: &[&str]) -> Server {
-    Server::start(env!("CARGO_BIN_EXE_k8rs").as_ref(), extra)
-}
-
-/// `(status code, body lines)` of one request as the admin (a PATCH body is a merge patch).
-fn call(server: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<String>) {
-    let mut command = Command::new("python3");
-    command.args([CLIENT, server.kubeconfig().to_str().unwrap(), method, path]);
-    if let Some(body) = body {
-        command.arg(body);
-        command.arg(if method == "PATCH" { "application/merge-patch+json" } else { "application/json" });
-    }
-    let out = command.output().expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines = text.lines().map(str::to_string);
-    let code = lines.next().and_then(|l| l.trim().parse().ok()).expect("status line");
-    (code, lines.collect())
-}
-
-fn json(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
-}
+use support::{call, json, server};
 
 fn configmap(name: &str, value: &str) -> String {
     format!(
