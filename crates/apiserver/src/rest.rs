@@ -99,7 +99,7 @@ pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes> {
     }
 }
 
-/// Decodes a JSON or YAML request body (a missing Content-Type means JSON).
+/// Decodes a JSON, YAML or protobuf request body (a missing Content-Type means JSON).
 fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
     let media = content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim();
     let value: Value = match media {
@@ -110,6 +110,10 @@ fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
             serde_saphyr::from_str(text)
                 .map_err(|e| Status::bad_request(format!("error decoding the YAML body: {e}")))?
         }
+        apimachinery::protobuf::CONTENT_TYPE => apimachinery::protobuf::decode(body).map_err(|e| match e {
+            apimachinery::protobuf::DecodeError::Unsupported(_) => Status::unsupported_media_type(media),
+            other => Status::bad_request(format!("error decoding the protobuf body: {other}")),
+        })?,
         other => return Err(Status::unsupported_media_type(other)),
     };
     if !value.is_object() {

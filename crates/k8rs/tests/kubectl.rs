@@ -1,8 +1,8 @@
 //! The API server through the real kubectl: each test starts `k8rs server` on a free port with its own data
 //! directory and drives it as a user would.
 //!
-//! Writes go through `kubectl.1.31` where kubectl 1.32+ would send protobuf bodies, which the server does not
-//! decode yet.
+//! Most writes go through `kubectl.1.31` (JSON bodies) and reads through the dispatcher (kubectl 1.33), so
+//! both generations of kubectl are exercised; `kubectl_133_creates_with_protobuf_bodies` covers 1.33's writes.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -427,4 +427,38 @@ fn metrics_count_requests_watches_and_store_operations() {
     // The watch was counted while open, and no longer is.
     assert!(has(r#"apiserver_registered_watchers{resource="configmaps"} 0"#), "{metrics}");
     assert!(has(r#"apiserver_request_total{verb="watch",resource="configmaps",code="200"} 1"#), "{metrics}");
+}
+
+/// kubectl 1.32+ sends protobuf bodies for typed creates; the dispatcher runs kubectl 1.33 against k8rs.
+#[test]
+fn kubectl_133_creates_with_protobuf_bodies() {
+    let server = server();
+    let k = |args: &[&str]| server.kubectl(None, args);
+    ok(k(&["create", "namespace", "proto"]));
+    ok(k(&["-n", "proto", "create", "configmap", "cfg", "--from-literal=a=1"]));
+    ok(k(&["-n", "proto", "create", "secret", "generic", "s", "--from-literal=password=hunter2"]));
+    ok(k(&["-n", "proto", "create", "deployment", "web", "--image=nginx", "--replicas=3"]));
+    ok(k(&["-n", "proto", "create", "service", "clusterip", "web", "--tcp=80:8080"]));
+    ok(k(&["-n", "proto", "create", "job", "once", "--image=busybox"]));
+    assert_eq!(ok(k(&["-n", "proto", "get", "cm", "cfg", "-o", "jsonpath={.data.a}"])), "1");
+    assert_eq!(ok(k(&["-n", "proto", "get", "secret", "s", "-o", "jsonpath={.data.password}"])), "aHVudGVyMg==");
+    let deployment = ok(k(&[
+        "-n",
+        "proto",
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
+    ]));
+    assert_eq!(deployment, "3 nginx");
+    let service = ok(k(&["-n", "proto", "get", "svc", "web", "-o", "jsonpath={.spec.ports[0].targetPort}"]));
+    assert_eq!(service, "8080");
+    assert_eq!(ok(k(&["auth", "can-i", "delete", "pods"])).trim(), "yes");
+    let table = ok(k(&["-n", "proto", "get", "deployments"]));
+    assert!(
+        table.lines().next().unwrap().split_whitespace().collect::<Vec<_>>()
+            == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{table}"
+    );
 }
