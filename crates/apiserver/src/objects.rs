@@ -229,6 +229,24 @@ pub fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
     object["metadata"].as_object_mut().expect("metadata is an object")
 }
 
+/// Drops the empty metadata maps and lists that Go's `omitempty` leaves out, so objects read back as upstream's
+/// do (a patch that empties `annotations` leaves no `annotations: {}` behind).
+pub fn drop_empty_metadata(object: &mut Value) {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["labels", "annotations", "finalizers", "ownerReferences", "managedFields"] {
+            let empty = match metadata.get(field) {
+                Some(Value::Object(map)) => map.is_empty(),
+                Some(Value::Array(list)) => list.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                metadata.remove(field);
+            }
+        }
+    }
+}
+
 pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
     object.get("metadata")?.get(field)?.as_str()
 }

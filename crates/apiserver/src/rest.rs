@@ -476,6 +476,7 @@ fn prepare_for_create(resource: &Resource, object: &mut Value) {
         object["spec"] = json!({"finalizers": ["kubernetes"]});
         object["status"] = json!({"phase": "Active"});
     }
+    objects::drop_empty_metadata(object);
 }
 
 async fn create(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
@@ -610,6 +611,7 @@ fn merge_update(request: &RestRequest, old: &Value, mut new: Value) -> Value {
             objects::metadata(&mut new).insert("generation".into(), json!(generation + 1));
         }
     }
+    objects::drop_empty_metadata(&mut new);
     new
 }
 

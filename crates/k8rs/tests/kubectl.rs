@@ -462,3 +462,28 @@ fn kubectl_133_creates_with_protobuf_bodies() {
         "{table}"
     );
 }
+
+#[test]
+fn describe_diff_and_delete_wait_work_as_with_upstream() {
+    let server = server();
+    ok(server.kubectl_stdin(JSON_KUBECTL, &["apply", "-f", "-"], MANIFEST));
+    let described = ok(server.kubectl(None, &["-n", "web", "describe", "configmap", "site"]));
+    assert!(described.contains("Name:         site") && described.contains("hello"), "{described}");
+    let deployment = ok(server.kubectl(None, &["-n", "web", "describe", "deployment", "front"]));
+    assert!(deployment.contains("Image:         nginx") || deployment.contains("Image:"), "{deployment}");
+
+    // diff: nothing to show for the applied manifest, the change for an edited one (exit code 1).
+    let same = server.kubectl_stdin(None, &["diff", "-f", "-"], MANIFEST);
+    assert_eq!(same.status.code(), Some(0), "{}{}", stdout(&same), stderr(&same));
+    let edited = MANIFEST.replace("index: hello", "index: changed");
+    let changed = server.kubectl_stdin(None, &["diff", "-f", "-"], &edited);
+    assert_eq!(changed.status.code(), Some(1), "{}", stderr(&changed));
+    let diff = stdout(&changed);
+    assert!(diff.contains("-  index: hello") && diff.contains("+  index: changed"), "{diff}");
+    assert!(!diff.contains("annotations: {}"), "{diff}");
+    // The diff was a dry run: nothing changed.
+    assert_eq!(ok(server.kubectl(None, &["-n", "web", "get", "cm", "site", "-o", "jsonpath={.data.index}"])), "hello");
+
+    let deleted = ok(server.kubectl(None, &["-n", "web", "delete", "configmap", "site", "--wait=true"]));
+    assert!(deleted.contains("configmap \"site\" deleted"), "{deleted}");
+}
