@@ -250,7 +250,9 @@ fn find_unescaped(input: &str, needle: &str) -> Option<usize> {
             i += 2;
             continue;
         }
-        if input[i..].starts_with(needle) {
+        // Bytes, not `input[i..]`: `i` may be inside a multi-byte character, and an ASCII needle only matches at
+        // a character boundary.
+        if bytes[i..].starts_with(needle.as_bytes()) {
             return Some(i);
         }
         i += 1;
@@ -332,5 +334,14 @@ mod tests {
         assert!(!FieldSelector::parse("status.phase=Running").unwrap().matches(object));
         assert!(FieldSelector::parse("spec.missing=").unwrap().matches(object));
         assert!(FieldSelector::parse("metadata.name").is_err());
+    }
+
+    #[test]
+    fn field_selectors_with_non_ascii_characters_parse() {
+        // Found by fuzzing: scanning for the operator sliced the string inside a multi-byte character.
+        assert!(FieldSelector::parse("ň").is_err());
+        let selector = FieldSelector::parse("metadata.name=café,spec.ň!=\\ů\\=x").unwrap();
+        assert_eq!(selector.required_value("metadata.name"), Some("café"));
+        assert_eq!(selector.terms[1], FieldTerm { field: "spec.ň".into(), value: "ů=x".into(), negated: true });
     }
 }

@@ -32,6 +32,8 @@ pub struct Pki {
     pub ca: CertKey,
     pub serving: CertKey,
     pub admin: CertKey,
+    /// The controllers' own credentials: they never use the admin's.
+    pub controllers: CertKey,
 }
 
 /// Who a client certificate names: CN is the user, each O a group.
@@ -98,7 +100,13 @@ impl Pki {
         })?;
         let admin =
             issue_client(dir, "admin", &issuer, ClientIdentity { user: "system:admin", groups: &["system:masters"] })?;
-        Ok(Pki { ca, serving, admin })
+        let controllers = issue_client(
+            dir,
+            "controller-manager",
+            &issuer,
+            ClientIdentity { user: "system:kube-controller-manager", groups: &[] },
+        )?;
+        Ok(Pki { ca, serving, admin, controllers })
     }
 }
 

@@ -170,7 +170,7 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::POST, false, None) if reviews::is_review(request.resource) => review(&request, &body),
         (&Method::POST, false, None) if request.resource.name == "bindings" => bind(state, &request, &body).await,
         (&Method::POST, false, None) => create(state, &request, &body).await,
-        (&Method::PUT, true, None | Some("status")) => update(state, &request, &body).await,
+        (&Method::PUT, true, None | Some("status") | Some("finalize")) => update(state, &request, &body).await,
         (&Method::PATCH, true, None | Some("status")) => patch(state, &request, &body).await,
         (&Method::PUT | &Method::PATCH, true, Some("scale")) => update_scale(state, &request, &body).await,
         (&Method::DELETE, true, None) => delete(state, &request, &body).await,
@@ -588,6 +588,12 @@ fn merge_update(request: &RestRequest, old: &Value, mut new: Value) -> Value {
         merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
         return merged;
     }
+    if request.subresource.as_deref() == Some("finalize") {
+        // A namespace's /finalize changes its spec.finalizers only.
+        let mut merged = old.clone();
+        merged["spec"]["finalizers"] = new["spec"].get("finalizers").cloned().unwrap_or_else(|| json!([]));
+        return merged;
+    }
     if has_status {
         match old.get("status") {
             Some(status) => new["status"] = status.clone(),
@@ -641,12 +647,38 @@ async fn update(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
     if request.dry_run() {
         return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
     }
-    let revision = state.store.update(&kv.key, to_store(&updated), kv.mod_revision).await.map_err(|e| match e {
+    let revision = write_update(state, request, &kv, &updated).await.map_err(|e| match e {
         StoreError::Conflict { .. } => Status::modified(request.target(&name)),
         StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
         other => store_error(other),
     })?;
     Ok(object_response(request, StatusCode::OK, &with_revision(updated, revision)))
+}
+
+/// Whether a deleted object has nothing left holding it: no finalizers (for a namespace, none in its spec
+/// either) and no grace period still running.
+fn deletion_finished(object: &Value) -> bool {
+    let metadata = &object["metadata"];
+    meta_str(object, "deletionTimestamp").is_some()
+        && metadata["finalizers"].as_array().is_none_or(Vec::is_empty)
+        && object["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+        && metadata["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0
+}
+
+/// Writes an updated object; one whose deletion nothing holds any more (its last finalizer was just removed)
+/// is deleted instead, as upstream does. Returns the revision of the write.
+async fn write_update(
+    state: &State,
+    request: &RestRequest,
+    current: &KeyValue,
+    updated: &Value,
+) -> std::result::Result<i64, StoreError> {
+    if deletion_finished(updated) {
+        let (revision, _) = state.store.delete(&current.key, Some(current.mod_revision)).await?;
+        after_delete(state, request.resource, updated).await;
+        return Ok(revision);
+    }
+    state.store.update(&current.key, to_store(updated), current.mod_revision).await
 }
 
 /// How many times a patch is re-applied when the object changes under it.
@@ -714,7 +746,7 @@ async fn patch(state: &State, request: &RestRequest, body: &[u8]) -> Result<Resp
         if request.dry_run() {
             return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
         }
-        match state.store.update(&kv.key, to_store(&updated), kv.mod_revision).await {
+        match write_update(state, request, &kv, &updated).await {
             Ok(revision) => return Ok(object_response(request, StatusCode::OK, &with_revision(updated, revision))),
             Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
             Err(StoreError::Conflict { .. }) => return Err(Status::modified(request.target(&name))),
@@ -782,7 +814,8 @@ async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
     }
     let grace = grace_period(request.resource, &current, &options)?;
     let deleting_since = meta_str(&current, "deletionTimestamp").is_some();
-    if grace > 0 || !finalizers.is_empty() {
+    let namespace_finalizers = current["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+    if grace > 0 || !finalizers.is_empty() || namespace_finalizers {
         // The object stays, marked: its node stops it (graceful pods) or its finalizers' owners remove them.
         let current_grace = current["metadata"]["deletionGracePeriodSeconds"].as_i64();
         let unchanged = finalizers.len() == current["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
@@ -795,6 +828,10 @@ async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
         metadata.insert("deletionGracePeriodSeconds".into(), json!(grace));
         if !finalizers.is_empty() {
             metadata.insert("finalizers".into(), json!(finalizers));
+        }
+        if namespace_finalizers {
+            // The namespace controller empties it, then removes its finalizer through /finalize.
+            marked["status"]["phase"] = json!("Terminating");
         }
         if request.dry_run() {
             return Ok(object_response(request, StatusCode::OK, &marked));
@@ -983,7 +1020,7 @@ async fn update_scale(state: &State, request: &RestRequest, body: &[u8]) -> Resu
         if request.dry_run() {
             return Ok(http::json(StatusCode::OK, &scale::scale_of(&with_revision(updated, kv.mod_revision))));
         }
-        match state.store.update(&kv.key, to_store(&updated), kv.mod_revision).await {
+        match write_update(state, request, &kv, &updated).await {
             Ok(revision) => return Ok(http::json(StatusCode::OK, &scale::scale_of(&with_revision(updated, revision)))),
             Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
             Err(StoreError::Conflict { .. }) => return Err(Status::modified(request.target(&name))),

@@ -129,6 +129,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.write_kubeconfig {
         pki::write_private(path, &kubeconfig)?;
     }
+    let controllers_kubeconfig = pki::kubeconfig(&server_url, &pki.ca, &pki.controllers);
     let config = Config {
         store,
         pki,
@@ -137,6 +138,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         service_cidr,
     };
     let server = ApiServer::start(listener, config).await?;
+    let client = controller_client(&controllers_kubeconfig).await?;
+    tokio::spawn(controllers::run(client));
     tracing::info!(address = %server.address, kubeconfig = %args.data_dir.join("kubeconfig.yaml").display(), "k8rs server is serving");
     eprintln!(
         "k8rs server listening on {} (kubeconfig: {})",
@@ -145,6 +148,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     shutdown_signal().await;
     Ok(())
+}
+
+/// A client of this server with the controllers' own certificate.
+async fn controller_client(kubeconfig: &str) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).context("the controllers' kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .context("the controllers' client configuration")?;
+    kube::Client::try_from(config).context("the controllers' client")
 }
 
 async fn shutdown_signal() {

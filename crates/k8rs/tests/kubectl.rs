@@ -487,3 +487,43 @@ fn describe_diff_and_delete_wait_work_as_with_upstream() {
     let deleted = ok(server.kubectl(None, &["-n", "web", "delete", "configmap", "site", "--wait=true"]));
     assert!(deleted.contains("configmap \"site\" deleted"), "{deleted}");
 }
+
+/// Deleting a namespace: it turns Terminating, refuses new content, the namespace controller deletes what is in
+/// it (waiting for finalizers), then the namespace goes.
+#[test]
+fn a_deleted_namespace_is_emptied_then_removed() {
+    let server = server();
+    ok(server.kubectl(None, &["create", "namespace", "doomed"]));
+    ok(server.kubectl(None, &["-n", "doomed", "create", "configmap", "plain"]));
+    let held = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: doomed\n  finalizers: [example.com/hold]\n";
+    ok(server.kubectl_stdin(None, &["create", "-f", "-"], held));
+    ok(server.kubectl(None, &["delete", "namespace", "doomed", "--wait=false"]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The held configmap keeps the namespace Terminating; the plain one goes.
+    loop {
+        let names = ok(server.kubectl(None, &["-n", "doomed", "get", "configmaps", "-o", "name"]));
+        if names.trim() == "configmap/held" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the namespace was never emptied: {names}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let phase = ok(server.kubectl(None, &["get", "ns", "doomed", "-o", "jsonpath={.status.phase}"]));
+    assert_eq!(phase, "Terminating");
+    let refused = fails(server.kubectl(None, &["-n", "doomed", "create", "configmap", "late"]));
+    assert!(refused.contains("because it is being terminated"), "{refused}");
+    // Releasing the finalizer lets the configmap go (an update that leaves nothing holding it deletes it), and
+    // then the namespace.
+    ok(server.kubectl(
+        None,
+        &["-n", "doomed", "patch", "configmap", "held", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#],
+    ));
+    loop {
+        let namespace = server.kubectl(None, &["get", "ns", "doomed"]);
+        if !namespace.status.success() && stderr(&namespace).contains("not found") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the namespace was never removed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,11 @@
+//! The controllers of the k8rs control plane. Each is a reconcile function over watched objects, and a client of
+//! the API server like any other: it must not reach into the API server's or another controller's state.
+
+pub mod namespace;
+
+use kube::Client;
+
+/// Runs every controller until the process ends.
+pub async fn run(client: Client) {
+    namespace::run(client).await;
+}
