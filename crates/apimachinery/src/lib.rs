@@ -3,8 +3,11 @@
 //!
 //! Pure data and functions: no I/O, no HTTP, no storage. The API server and every client-side component build on it.
 
+pub mod defaults;
+pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod status;
+pub mod validation;

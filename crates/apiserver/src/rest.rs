@@ -8,6 +8,7 @@ use apimachinery::patch;
 use apimachinery::registry::Resource;
 use apimachinery::selector::{FieldSelector, LabelSelector};
 use apimachinery::status::{Status, StatusCause, Target};
+use apimachinery::{defaults, validation};
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -162,6 +163,7 @@ fn object_response(request: &RestRequest, code: StatusCode, object: &Value) -> R
 /// Serves one request for a resource.
 pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response<Body> {
     let method = request.method.clone();
+    let mut warnings = Vec::new();
     let result = match (&method, request.name.is_some(), request.subresource.as_deref()) {
         (&Method::GET, false, None) if request.query.flag("watch") => return watch(state, &request).await,
         (&Method::GET, false, None) => list(state, &request).await,
@@ -169,9 +171,11 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::GET, true, Some("scale")) => get_scale(state, &request).await,
         (&Method::POST, false, None) if reviews::is_review(request.resource) => review(&request, &body),
         (&Method::POST, false, None) if request.resource.name == "bindings" => bind(state, &request, &body).await,
-        (&Method::POST, false, None) => create(state, &request, &body).await,
-        (&Method::PUT, true, None | Some("status") | Some("finalize")) => update(state, &request, &body).await,
-        (&Method::PATCH, true, None | Some("status")) => patch(state, &request, &body).await,
+        (&Method::POST, false, None) => create(state, &request, &body, &mut warnings).await,
+        (&Method::PUT, true, None | Some("status") | Some("finalize")) => {
+            update(state, &request, &body, &mut warnings).await
+        }
+        (&Method::PATCH, true, None | Some("status")) => patch(state, &request, &body, &mut warnings).await,
         (&Method::PUT | &Method::PATCH, true, Some("scale")) => update_scale(state, &request, &body).await,
         (&Method::DELETE, true, None) => delete(state, &request, &body).await,
         (&Method::DELETE, false, None) => delete_collection(state, &request).await,
@@ -179,7 +183,66 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::POST, true, Some("eviction")) => evict(state, &request, &body).await,
         _ => Err(Status::method_not_allowed(request.method.as_str(), request.resource.name)),
     };
-    result.unwrap_or_else(|status| http::status(&status))
+    let mut response = result.unwrap_or_else(|status| http::status(&status));
+    for warning in warnings {
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&format!("299 - {warning:?}")) {
+            response.headers_mut().append("Warning", value);
+        }
+    }
+    response
+}
+
+/// `fieldValidation`: unknown fields are never stored (upstream's typed decoding drops them); `Strict` refuses
+/// them, `Warn` (the default) names them in Warning headers, `Ignore` says nothing.
+fn field_validation(request: &RestRequest, object: &mut Value) -> Result<Vec<String>> {
+    let mode = request.query.get("fieldValidation").unwrap_or("Warn");
+    if !matches!(mode, "Strict" | "Warn" | "Ignore") {
+        return Err(Status::bad_request(format!(
+            "fieldValidation must be one of Ignore, Warn or Strict, not {mode:?}"
+        )));
+    }
+    let resource = request.resource;
+    let unknown = apimachinery::openapi::unknown_fields(resource.group, resource.version, resource.kind, object);
+    let messages: Vec<String> = unknown.iter().map(|path| format!("unknown field {path:?}")).collect();
+    if mode == "Strict" && !messages.is_empty() {
+        return Err(Status::bad_request(format!("strict decoding error: {}", messages.join(", "))));
+    }
+    for path in &unknown {
+        remove_path(object, path);
+    }
+    Ok(if mode == "Warn" { messages } else { Vec::new() })
+}
+
+/// Removes the field at a path such as `spec.containers[1].imagePullPolicyy`.
+fn remove_path(object: &mut Value, path: &str) {
+    let mut steps: Vec<&str> = Vec::new();
+    for part in path.split('.') {
+        let (field, indexes) = part.split_once('[').map_or((part, ""), |(f, rest)| (f, rest));
+        steps.push(field);
+        for index in indexes.split('[') {
+            if let Some(index) = index.strip_suffix(']') {
+                steps.push(index);
+            }
+        }
+    }
+    let Some((last, parents)) = steps.split_last() else { return };
+    let mut node = object;
+    for step in parents {
+        node = match node {
+            Value::Array(items) => match step.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => item,
+                None => return,
+            },
+            Value::Object(map) => match map.get_mut(*step) {
+                Some(value) => value,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    if let Value::Object(map) = node {
+        map.remove(*last);
+    }
 }
 
 fn verb_allowed(request: &RestRequest, verb: &str) -> Result<()> {
@@ -479,10 +542,16 @@ fn prepare_for_create(resource: &Resource, object: &mut Value) {
     objects::drop_empty_metadata(object);
 }
 
-async fn create(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+async fn create(
+    state: &State,
+    request: &RestRequest,
+    body: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Response<Body>> {
     verb_allowed(request, "create")?;
     let mut object = decode(request.content_type.as_deref(), body)?;
     check_type_and_namespace(request, &mut object)?;
+    warnings.extend(field_validation(request, &mut object)?);
     let resource = request.resource;
     let metadata = objects::metadata(&mut object);
     let name =
@@ -509,6 +578,14 @@ async fn create(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
         return Err(Status::invalid(resource.kind, resource.group, &name, causes));
     }
     prepare_for_create(resource, &mut object);
+    defaults::apply(resource.group, resource.version, resource.kind, &mut object);
+    if resource.group.is_empty() && resource.kind == "Pod" {
+        defaults::admit_pod_create(&mut object);
+    }
+    let causes = validation::validate(resource.group, resource.version, resource.kind, &object, None);
+    if !causes.is_empty() {
+        return Err(Status::invalid(resource.kind, resource.group, &name, causes));
+    }
     let is_service = is_services(resource);
     if is_service {
         services::default(&mut object);
@@ -551,8 +628,20 @@ async fn after_delete(state: &State, resource: &Resource, object: &Value) {
 }
 
 /// The object an update writes: `merge_update`, then the resource's own rules for updates.
-fn updated_object(request: &RestRequest, current: &Value, new: Value) -> Result<Value> {
+fn updated_object(request: &RestRequest, current: &Value, mut new: Value) -> Result<Value> {
+    let resource = request.resource;
+    if request.subresource.is_none() {
+        // Defaulted before merging, so that fields only the defaults fill in do not count as a spec change.
+        defaults::apply(resource.group, resource.version, resource.kind, &mut new);
+    }
     let mut updated = merge_update(request, current, new);
+    if request.subresource.is_none() {
+        let causes = validation::validate(resource.group, resource.version, resource.kind, &updated, Some(current));
+        if !causes.is_empty() {
+            let name = meta_str(&updated, "name").unwrap_or_default().to_string();
+            return Err(Status::invalid(resource.kind, resource.group, &name, causes));
+        }
+    }
     if is_services(request.resource) && request.subresource.is_none() {
         services::keep_allocations(current, &mut updated)?;
         services::default(&mut updated);
@@ -621,11 +710,17 @@ fn merge_update(request: &RestRequest, old: &Value, mut new: Value) -> Value {
     new
 }
 
-async fn update(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+async fn update(
+    state: &State,
+    request: &RestRequest,
+    body: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Response<Body>> {
     verb_allowed(request, "update")?;
     let name = request.name.clone().unwrap_or_default();
     let mut object = decode(request.content_type.as_deref(), body)?;
     check_type_and_namespace(request, &mut object)?;
+    warnings.extend(field_validation(request, &mut object)?);
     match meta_str(&object, "name") {
         Some(n) if n == name => {}
         Some(n) => {
@@ -724,7 +819,12 @@ fn apply_patch(request: &RestRequest, current: &Value, body: &[u8]) -> Result<Va
     }
 }
 
-async fn patch(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+async fn patch(
+    state: &State,
+    request: &RestRequest,
+    body: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Response<Body>> {
     verb_allowed(request, "patch")?;
     let name = request.name.clone().unwrap_or_default();
     for _ in 0..PATCH_RETRIES {
@@ -733,6 +833,7 @@ async fn patch(state: &State, request: &RestRequest, body: &[u8]) -> Result<Resp
         if !patched.is_object() {
             return Err(Status::bad_request("the patched object is not a JSON object"));
         }
+        *warnings = field_validation(request, &mut patched)?;
         check_type_and_namespace(request, &mut patched)?;
         if meta_str(&patched, "name") != Some(name.as_str()) {
             return Err(Status::bad_request("the patch may not change metadata.name"));

@@ -527,3 +527,103 @@ fn a_deleted_namespace_is_emptied_then_removed() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn explain_prints_field_descriptions_from_the_openapi_schemas() {
+    let server = server();
+    // kubectl 1.27 and 1.28 fetch `/openapi/v2` (protobuf) before explaining from v3, and give up on its 404.
+    for version in [None, Some("1.29")] {
+        let image = ok(server.kubectl(version, &["explain", "pods.spec.containers.image"]));
+        assert!(image.contains("FIELD: image <string>") && image.contains("Container image name."), "{image}");
+        let strategy = ok(server.kubectl(version, &["explain", "deployment.spec.strategy", "--recursive"]));
+        assert!(strategy.contains("rollingUpdate") && strategy.contains("maxSurge"), "{strategy}");
+        let unknown = fails(server.kubectl(version, &["explain", "pods.spec.nope"]));
+        assert!(unknown.contains("nope"), "{unknown}");
+    }
+}
+
+const DEFAULTED: &str = "\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: plain
+spec:
+  containers:
+  - name: latest
+    image: nginx
+  - name: pinned
+    image: nginx:1.27
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+";
+
+#[test]
+fn created_objects_read_back_with_upstream_defaults_and_invalid_ones_are_refused() {
+    let server = server();
+    ok(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], DEFAULTED));
+    let read = |kind: &str, name: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(server.kubectl(None, &["get", kind, name, "-o", "json"]))).unwrap()
+    };
+    let pod = read("pod", "plain");
+    let spec = &pod["spec"];
+    assert_eq!(spec["dnsPolicy"], "ClusterFirst", "{pod}");
+    assert_eq!(spec["restartPolicy"], "Always", "{pod}");
+    assert_eq!(spec["terminationGracePeriodSeconds"], 30, "{pod}");
+    assert_eq!(spec["containers"][0]["imagePullPolicy"], "Always", "{pod}");
+    assert_eq!(spec["containers"][1]["imagePullPolicy"], "IfNotPresent", "{pod}");
+    assert_eq!(spec["containers"][0]["terminationMessagePath"], "/dev/termination-log", "{pod}");
+    assert_eq!(pod["status"]["phase"], "Pending", "{pod}");
+    assert_eq!(pod["status"]["qosClass"], "BestEffort", "{pod}");
+
+    let deployment = read("deployment", "web");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate", "{deployment}");
+    assert_eq!(spec["strategy"]["rollingUpdate"], serde_json::json!({"maxSurge": "25%", "maxUnavailable": "25%"}));
+    assert_eq!(spec["revisionHistoryLimit"], 10, "{deployment}");
+    assert_eq!(spec["progressDeadlineSeconds"], 600, "{deployment}");
+    assert_eq!(spec["template"]["spec"]["dnsPolicy"], "ClusterFirst", "{deployment}");
+
+    let mismatched = DEFAULTED
+        .split("---\n")
+        .nth(1)
+        .unwrap()
+        .replace("labels: {app: web}", "labels: {app: other}")
+        .replace("name: web\n", "name: broken\n");
+    let refused = fails(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], &mismatched));
+    assert!(refused.contains(r#"The Deployment "broken" is invalid: spec.template.metadata.labels"#), "{refused}");
+}
+
+#[test]
+fn unknown_fields_are_refused_warned_about_or_dropped_as_asked() {
+    let server = server();
+    let typo = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: NAME\nspec:\n  containers:\n  - name: app\n    image: busybox\n    imagePullPolicyy: Always\n";
+    let strict = fails(server.kubectl_stdin(None, &["create", "-f", "-"], &typo.replace("NAME", "strict")));
+    assert!(
+        strict.contains(r#"strict decoding error: unknown field "spec.containers[0].imagePullPolicyy""#),
+        "{strict}"
+    );
+    assert!(fails(server.kubectl(None, &["get", "pod", "strict"])).contains("NotFound"));
+
+    let warned = server.kubectl_stdin(None, &["create", "--validate=warn", "-f", "-"], &typo.replace("NAME", "warned"));
+    assert!(warned.status.success(), "{}", stderr(&warned));
+    assert!(stderr(&warned).contains(r#"unknown field "spec.containers[0].imagePullPolicyy""#), "{}", stderr(&warned));
+    let stored = ok(server.kubectl(None, &["get", "pod", "warned", "-o", "json"]));
+    assert!(!stored.contains("imagePullPolicyy"), "an unknown field was stored: {stored}");
+
+    let ignored =
+        server.kubectl_stdin(None, &["create", "--validate=false", "-f", "-"], &typo.replace("NAME", "ignored"));
+    assert!(ignored.status.success() && !stderr(&ignored).contains("unknown field"), "{}", stderr(&ignored));
+}

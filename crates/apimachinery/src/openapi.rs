@@ -1,0 +1,368 @@
+//! The OpenAPI v3 schemas of the built-in kinds: what `/openapi/v3` serves (`kubectl explain` reads it) and what
+//! tells which fields of an object are unknown (`fieldValidation=Strict`).
+//!
+//! `data/openapi-schemas.json` holds, by definition name, the schema of every kind of the registry and of
+//! everything they reference, in OpenAPI 3 form (`$ref: "#/components/schemas/<name>"`, wrapped in `allOf` when
+//! the property adds a description, as upstream does); each kind's schema carries `x-kubernetes-group-version-kind`.
+//! It is generated from k8s-openapi's schemas by the test `openapi_schemas_match_k8s_openapi` (run it with
+//! `UPDATE_OPENAPI_SCHEMAS=1` to rewrite the file).
+
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+const SCHEMAS: &str = include_str!("../data/openapi-schemas.json");
+
+const REF_PREFIX: &str = "#/components/schemas/";
+
+fn schemas() -> &'static Map<String, Value> {
+    static SCHEMAS_MAP: OnceLock<Map<String, Value>> = OnceLock::new();
+    // The file is embedded and checked by this module's tests, so a malformed one is a build defect.
+    SCHEMAS_MAP.get_or_init(|| serde_json::from_str(SCHEMAS).expect("openapi-schemas.json is a JSON object"))
+}
+
+/// The (group, version, kind) tags of a schema.
+fn gvks(schema: &Value) -> impl Iterator<Item = (&str, &str, &str)> {
+    schema["x-kubernetes-group-version-kind"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|gvk| Some((gvk["group"].as_str()?, gvk["version"].as_str()?, gvk["kind"].as_str()?)))
+}
+
+/// The schemas of the kinds of one group version and of everything they reference, by definition name: the
+/// `components.schemas` of its `/openapi/v3` document. Empty for a group version without built-in kinds.
+pub fn schemas_for(group: &str, version: &str) -> Map<String, Value> {
+    let all = schemas();
+    let mut pending: Vec<&str> = all
+        .iter()
+        .filter(|(_, schema)| gvks(schema).any(|(g, v, _)| g == group && v == version))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut closure = Map::new();
+    while let Some(name) = pending.pop() {
+        if closure.contains_key(name) {
+            continue;
+        }
+        if let Some(schema) = all.get(name) {
+            references(schema, &mut pending);
+            closure.insert(name.to_owned(), schema.clone());
+        }
+    }
+    closure
+}
+
+/// Appends the definition names `value` refers to.
+fn references<'a>(value: &'a Value, names: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                // A property may be named `$ref` (JSONSchemaProps): only a string value is a reference.
+                match value.as_str().and_then(|r| r.strip_prefix(REF_PREFIX)) {
+                    Some(name) if key == "$ref" => names.push(name),
+                    _ => references(value, names),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, names)),
+        _ => {}
+    }
+}
+
+/// The fields of `object` that the schema of its kind does not know, as paths worded like upstream's strict
+/// decoding errors (`spec.containers[0].imagePullPolicyy`, for `unknown field "…"`). Maps (`additionalProperties`)
+/// accept any key, and free-form objects (no `properties`: RawExtension, FieldsV1, JSON) and
+/// `x-kubernetes-preserve-unknown-fields` subtrees any content. Empty for a kind without a built-in schema
+/// (custom resources), since nothing is known about it.
+pub fn unknown_fields(group: &str, version: &str, kind: &str, object: &Value) -> Vec<String> {
+    let all = schemas();
+    let mut unknown = Vec::new();
+    if let Some(schema) = all.values().find(|schema| gvks(schema).any(|gvk| gvk == (group, version, kind))) {
+        collect_unknown(all, schema, object, "", &mut unknown);
+    }
+    unknown
+}
+
+/// The schema a property's `$ref` (or upstream-style `allOf: [{$ref}]`) points to, or the property itself.
+fn resolve<'a>(all: &'a Map<String, Value>, schema: &'a Value) -> &'a Value {
+    let reference = schema.get("$ref").or_else(|| schema.get("allOf")?.get(0)?.get("$ref"));
+    match reference.and_then(Value::as_str).and_then(|r| all.get(r.strip_prefix(REF_PREFIX)?)) {
+        Some(target) => resolve(all, target),
+        None => schema,
+    }
+}
+
+fn collect_unknown(all: &Map<String, Value>, schema: &Value, value: &Value, path: &str, unknown: &mut Vec<String>) {
+    let schema = resolve(all, schema);
+    if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
+        return;
+    }
+    match value {
+        Value::Object(fields) => {
+            let known = schema["properties"].as_object();
+            let values = schema.get("additionalProperties").filter(|values| values.is_object());
+            for (key, field) in fields {
+                let field_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match (known.and_then(|known| known.get(key)), values) {
+                    (Some(property), _) | (None, Some(property)) => {
+                        collect_unknown(all, property, field, &field_path, unknown)
+                    }
+                    (None, None) if known.is_some() => unknown.push(field_path),
+                    (None, None) => {}
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (index, item) in items.iter().enumerate() {
+                    collect_unknown(all, item_schema, item, &format!("{path}[{index}]"), unknown);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{schemars, Resource};
+    use serde_json::json;
+
+    use super::*;
+    use crate::registry::RESOURCES;
+
+    /// Every kind the registry serves or a subresource responds with that has a body schema, as k8s-openapi types.
+    macro_rules! openapi_kinds {
+        ($($ty:ty),* $(,)?) => {
+            /// (group, version, kind, definition name) of each type, and the schemas of all their definitions.
+            fn openapi_kinds() -> (Vec<(&'static str, &'static str, &'static str, String)>, Map<String, Value>) {
+                let mut generator = schemars::SchemaGenerator::default();
+                let kinds = vec![$({
+                    generator.subschema_for::<$ty>();
+                    let definition = <$ty as schemars::JsonSchema>::schema_name().into_owned();
+                    (<$ty>::GROUP, <$ty>::VERSION, <$ty>::KIND, definition)
+                }),*];
+                (kinds, generator.definitions().clone())
+            }
+        };
+    }
+
+    use k8s_openapi::api::{
+        admissionregistration, apps, authentication, authorization, autoscaling, batch, certificates, coordination,
+        core, discovery, events, flowcontrol, networking, node, policy, rbac, scheduling, storage,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
+
+    openapi_kinds!(
+        core::v1::Binding,
+        core::v1::ComponentStatus,
+        core::v1::ConfigMap,
+        core::v1::Endpoints,
+        core::v1::Event,
+        core::v1::LimitRange,
+        core::v1::Namespace,
+        core::v1::Node,
+        core::v1::PersistentVolume,
+        core::v1::PersistentVolumeClaim,
+        core::v1::Pod,
+        core::v1::PodTemplate,
+        core::v1::ReplicationController,
+        core::v1::ResourceQuota,
+        core::v1::Secret,
+        core::v1::Service,
+        core::v1::ServiceAccount,
+        admissionregistration::v1::MutatingWebhookConfiguration,
+        admissionregistration::v1::ValidatingAdmissionPolicy,
+        admissionregistration::v1::ValidatingAdmissionPolicyBinding,
+        admissionregistration::v1::ValidatingWebhookConfiguration,
+        apiextensions::v1::CustomResourceDefinition,
+        apiregistration::v1::APIService,
+        apps::v1::ControllerRevision,
+        apps::v1::DaemonSet,
+        apps::v1::Deployment,
+        apps::v1::ReplicaSet,
+        apps::v1::StatefulSet,
+        authentication::v1::SelfSubjectReview,
+        authentication::v1::TokenRequest,
+        authentication::v1::TokenReview,
+        authorization::v1::LocalSubjectAccessReview,
+        authorization::v1::SelfSubjectAccessReview,
+        authorization::v1::SelfSubjectRulesReview,
+        authorization::v1::SubjectAccessReview,
+        autoscaling::v1::HorizontalPodAutoscaler,
+        autoscaling::v1::Scale,
+        autoscaling::v2::HorizontalPodAutoscaler,
+        batch::v1::CronJob,
+        batch::v1::Job,
+        certificates::v1::CertificateSigningRequest,
+        coordination::v1::Lease,
+        discovery::v1::EndpointSlice,
+        events::v1::Event,
+        flowcontrol::v1::FlowSchema,
+        flowcontrol::v1::PriorityLevelConfiguration,
+        networking::v1::IPAddress,
+        networking::v1::Ingress,
+        networking::v1::IngressClass,
+        networking::v1::NetworkPolicy,
+        networking::v1::ServiceCIDR,
+        node::v1::RuntimeClass,
+        policy::v1::Eviction,
+        policy::v1::PodDisruptionBudget,
+        rbac::v1::ClusterRole,
+        rbac::v1::ClusterRoleBinding,
+        rbac::v1::Role,
+        rbac::v1::RoleBinding,
+        scheduling::v1::PriorityClass,
+        storage::v1::CSIDriver,
+        storage::v1::CSINode,
+        storage::v1::CSIStorageCapacity,
+        storage::v1::StorageClass,
+        storage::v1::VolumeAttachment,
+    );
+
+    /// A schemars schema in OpenAPI 3 form: `#/$defs/` references become `#/components/schemas/`, and a reference
+    /// with sibling keywords (a description) becomes `allOf: [{$ref}]`, since OpenAPI 3.0 ignores `$ref` siblings.
+    fn to_openapi3(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let reference = map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/"));
+                let mut converted: Map<String, Value> = map
+                    .iter()
+                    .filter(|(key, _)| reference.is_none() || *key != "$ref")
+                    .map(|(key, value)| (key.clone(), to_openapi3(value)))
+                    .collect();
+                if let Some(name) = reference {
+                    let reference = json!({"$ref": format!("{REF_PREFIX}{name}")});
+                    if converted.is_empty() {
+                        return reference;
+                    }
+                    converted.insert("allOf".into(), json!([reference]));
+                }
+                Value::Object(converted)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(to_openapi3).collect()),
+            other => other.clone(),
+        }
+    }
+
+    fn generated_schemas() -> Map<String, Value> {
+        let (kinds, definitions) = openapi_kinds();
+        let mut schemas: Map<String, Value> =
+            definitions.iter().map(|(name, schema)| (name.clone(), to_openapi3(schema))).collect();
+        for (group, version, kind, definition) in kinds {
+            let schema = schemas[&definition].as_object_mut().unwrap();
+            schema.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": group, "kind": kind, "version": version}]),
+            );
+        }
+        schemas
+    }
+
+    #[test]
+    fn openapi_schemas_match_k8s_openapi() {
+        let generated = Value::Object(generated_schemas());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/openapi-schemas.json");
+        if std::env::var_os("UPDATE_OPENAPI_SCHEMAS").is_some() {
+            std::fs::write(path, serde_json::to_string_pretty(&generated).unwrap() + "\n").unwrap();
+        }
+        let embedded: Value = serde_json::from_str(SCHEMAS).unwrap();
+        assert!(
+            embedded == generated,
+            "data/openapi-schemas.json is stale: rerun this test with UPDATE_OPENAPI_SCHEMAS=1"
+        );
+    }
+
+    #[test]
+    fn openapi_schemas_cover_every_registry_kind() {
+        let all = schemas();
+        let tagged = |group: &str, version: &str, kind: &str| {
+            all.values().any(|schema| gvks(schema).any(|gvk| gvk == (group, version, kind)))
+        };
+        for resource in RESOURCES {
+            assert!(tagged(resource.group, resource.version, resource.kind), "{resource:?}");
+            for sub in resource.subresources {
+                // The connect options (exec, attach, proxy, ...) are query parameters, not bodies.
+                assert!(sub.kind.ends_with("Options") || tagged(sub.group, sub.version, sub.kind), "{sub:?}");
+            }
+        }
+        let dangling: Vec<&str> = {
+            let mut names = Vec::new();
+            all.values().for_each(|schema| references(schema, &mut names));
+            names.into_iter().filter(|name| !all.contains_key(*name)).collect()
+        };
+        assert!(dangling.is_empty(), "{dangling:?}");
+    }
+
+    #[test]
+    fn openapi_schemas_for_apps_v1_hold_deployment_and_what_it_references() {
+        let schemas = schemas_for("apps", "v1");
+        let deployment = &schemas["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(
+            deployment["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "kind": "Deployment", "version": "v1"}])
+        );
+        let strategy = &schemas["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"];
+        assert_eq!(strategy["allOf"], json!([{"$ref": "#/components/schemas/io.k8s.api.apps.v1.DeploymentStrategy"}]));
+        assert!(strategy["description"].as_str().unwrap().starts_with("The deployment strategy"));
+        assert!(schemas["io.k8s.api.apps.v1.DeploymentStrategy"]["properties"].get("rollingUpdate").is_some());
+        for name in ["io.k8s.api.core.v1.Container", "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"] {
+            assert!(schemas.contains_key(name), "{name}");
+        }
+        // Kinds referenced from apps/v1 come along tagged, as upstream (StatefulSet's volumeClaimTemplates).
+        let tagged: Vec<(&str, &str, &str)> = schemas.values().flat_map(gvks).collect();
+        assert!(tagged.contains(&("", "v1", "PersistentVolumeClaim")));
+        for kind in ["ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"] {
+            assert!(tagged.contains(&("apps", "v1", kind)), "{kind}");
+        }
+        assert!(!schemas.contains_key("io.k8s.api.batch.v1.Job"));
+        assert!(schemas_for("nope", "v1").is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_finds_typos_at_any_depth() {
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"any.key/at-all": "x"}, "annotations": {"a": "b"}},
+            "spec": {
+                "containers": [
+                    {"name": "a", "image": "nginx"},
+                    {"name": "b", "image": "nginx", "imagePullPolicyy": "Always", "ports": [{"containerPort": 80, "hostPortt": 1}]},
+                ],
+                "nodeSelector": {"disk": "ssd"},
+                "replicas": 3,
+            },
+        });
+        assert_eq!(
+            unknown_fields("", "v1", "Pod", &pod),
+            ["spec.containers[1].imagePullPolicyy", "spec.containers[1].ports[0].hostPortt", "spec.replicas"]
+        );
+        assert_eq!(
+            unknown_fields("", "v1", "Pod", &json!({"spex": {}, "metadata": {"nam": "x"}})),
+            ["metadata.nam", "spex"]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_accepts_maps_free_form_objects_and_unknown_kinds() {
+        let deployment = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d", "labels": {"app": "web"}, "managedFields": [{"fieldsV1": {"f:spec": {}}}]},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx", "resources": {"limits": {"cpu": "1"}}}]},
+                },
+            },
+        });
+        assert!(unknown_fields("apps", "v1", "Deployment", &deployment).is_empty());
+        let revision = json!({"data": {"anything": {"goes": [1]}}, "revision": 1, "extra": true});
+        assert_eq!(unknown_fields("apps", "v1", "ControllerRevision", &revision), ["extra"]);
+        assert!(unknown_fields("example.com", "v1", "Widget", &json!({"spec": {"x": 1}})).is_empty());
+    }
+}

@@ -1,0 +1,632 @@
+//! Upstream's validation of built-in workload objects: the common, well-known rules, with upstream's field
+//! paths and messages. Run on defaulted objects; `old` is the stored object on updates.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::status::StatusCause;
+
+/// Why `object` (of this group, version and kind) is invalid; empty when it is valid.
+pub fn validate(group: &str, _version: &str, kind: &str, object: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+    let mut causes = Vec::new();
+    let spec = &object["spec"];
+    match (group, kind) {
+        ("", "Pod") => {
+            pod_spec(spec, "spec", &mut causes);
+            if let Some(old) = old {
+                pod_update(spec, &old["spec"], &mut causes);
+            }
+        }
+        ("", "PodTemplate") => pod_spec(&object["template"]["spec"], "template.spec", &mut causes),
+        ("", "ReplicationController") => {
+            non_negative(spec, "replicas", "spec", &mut causes);
+            let selector = spec["selector"].as_object().filter(|s| !s.is_empty());
+            match selector {
+                None => causes.push(StatusCause::required("spec.selector")),
+                Some(selector) => {
+                    let labels = labels(&spec["template"]["metadata"]["labels"]);
+                    if !selector.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()) {
+                        causes.push(labels_mismatch(&spec["template"]["metadata"]["labels"]));
+                    }
+                }
+            }
+            pod_spec(&spec["template"]["spec"], "spec.template.spec", &mut causes);
+            restart_policy_in(spec, "spec.template.spec", &["Always"], &mut causes);
+        }
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
+            if kind != "DaemonSet" {
+                non_negative(spec, "replicas", "spec", &mut causes);
+            }
+            let selector_noun = match kind {
+                "StatefulSet" => "statefulset",
+                "DaemonSet" => "daemonset",
+                _ => "deployment",
+            };
+            match spec.get("selector").filter(|s| !s.is_null()) {
+                None => causes.push(StatusCause::required("spec.selector")),
+                Some(selector) if is_empty_selector(selector) => causes.push(StatusCause::invalid(
+                    "spec.selector",
+                    format!("Invalid value: {}: empty selector is invalid for {selector_noun}", go_selector(selector)),
+                )),
+                Some(selector) => selector_matches_template(selector, spec, &mut causes),
+            }
+            pod_spec(&spec["template"]["spec"], "spec.template.spec", &mut causes);
+            restart_policy_in(spec, "spec.template.spec", &["Always"], &mut causes);
+            if let Some(old) = old {
+                immutable_selector(spec, &old["spec"], &mut causes);
+            }
+        }
+        ("batch", "Job") => job(spec, old.map(|o| &o["spec"]), &mut causes),
+        ("batch", "CronJob") => {
+            if spec["schedule"].as_str().unwrap_or_default().is_empty() {
+                causes.push(StatusCause::required("spec.schedule"));
+            }
+            let job_spec = &spec["jobTemplate"]["spec"];
+            pod_spec(&job_spec["template"]["spec"], "spec.jobTemplate.spec.template.spec", &mut causes);
+            restart_policy_in(job_spec, "spec.jobTemplate.spec.template.spec", &["OnFailure", "Never"], &mut causes);
+        }
+        _ => {}
+    }
+    causes
+}
+
+fn job(spec: &Value, old: Option<&Value>, causes: &mut Vec<StatusCause>) {
+    for field in ["parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"] {
+        non_negative(spec, field, "spec", causes);
+    }
+    // The selector is generated at creation unless manualSelector is set; one given must match.
+    if let Some(selector) = spec.get("selector").filter(|s| !s.is_null()) {
+        selector_matches_template(selector, spec, causes);
+    }
+    pod_spec(&spec["template"]["spec"], "spec.template.spec", causes);
+    restart_policy_in(spec, "spec.template.spec", &["OnFailure", "Never"], causes);
+    if let Some(old) = old {
+        immutable_selector(spec, old, causes);
+        if spec["template"] != old["template"] {
+            causes.push(StatusCause::invalid(
+                "spec.template",
+                "Invalid value: core.PodTemplateSpec{...}: field is immutable",
+            ));
+        }
+    }
+}
+
+/// A workload's template must run its pods with one of `allowed` restart policies.
+fn restart_policy_in(spec: &Value, path: &str, allowed: &[&str], causes: &mut Vec<StatusCause>) {
+    let policy = spec["template"]["spec"]["restartPolicy"].as_str().unwrap_or_default();
+    if !policy.is_empty() && !allowed.contains(&policy) && ["Always", "OnFailure", "Never"].contains(&policy) {
+        causes.push(not_supported(format!("{path}.restartPolicy"), policy, allowed));
+    }
+}
+
+fn non_negative(object: &Value, field: &str, path: &str, causes: &mut Vec<StatusCause>) {
+    if let Some(value) = object[field].as_i64().filter(|v| *v < 0) {
+        causes.push(StatusCause::invalid(
+            format!("{path}.{field}"),
+            format!("Invalid value: {value}: must be greater than or equal to 0"),
+        ));
+    }
+}
+
+fn immutable_selector(spec: &Value, old: &Value, causes: &mut Vec<StatusCause>) {
+    if spec["selector"] != old["selector"] {
+        causes.push(StatusCause::invalid(
+            "spec.selector",
+            format!("Invalid value: {}: field is immutable", go_selector(&spec["selector"])),
+        ));
+    }
+}
+
+fn is_empty_selector(selector: &Value) -> bool {
+    let empty = |field: &str| match &selector[field] {
+        Value::Object(map) => map.is_empty(),
+        Value::Array(list) => list.is_empty(),
+        _ => true,
+    };
+    empty("matchLabels") && empty("matchExpressions")
+}
+
+fn selector_matches_template(selector: &Value, spec: &Value, causes: &mut Vec<StatusCause>) {
+    let template_labels = &spec["template"]["metadata"]["labels"];
+    if !selector_matches(selector, &labels(template_labels)) {
+        causes.push(labels_mismatch(template_labels));
+    }
+}
+
+fn labels_mismatch(template_labels: &Value) -> StatusCause {
+    StatusCause::invalid(
+        "spec.template.metadata.labels",
+        format!("Invalid value: {}: `selector` does not match template `labels`", go_string_map(template_labels)),
+    )
+}
+
+fn labels(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// Whether a `metav1.LabelSelector` (matchLabels and matchExpressions) selects these labels.
+fn selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let match_labels = selector["matchLabels"].as_object().into_iter().flatten();
+    let labels_ok = match_labels.into_iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str());
+    let expressions = selector["matchExpressions"].as_array().into_iter().flatten();
+    labels_ok
+        && expressions.into_iter().all(|requirement| {
+            let key = requirement["key"].as_str().unwrap_or_default();
+            let values: Vec<&str> =
+                requirement["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let value = labels.get(key).map(String::as_str);
+            match requirement["operator"].as_str().unwrap_or_default() {
+                "In" => value.is_some_and(|v| values.contains(&v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(&v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        })
+}
+
+/// Go's `%#v` of a `map[string]string`: keys sorted, `map[string]string(nil)` when absent.
+fn go_string_map(value: &Value) -> String {
+    match value.as_object() {
+        None => "map[string]string(nil)".into(),
+        Some(_) => {
+            let entries =
+                labels(value).iter().map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v))).collect::<Vec<_>>();
+            format!("map[string]string{{{}}}", entries.join(", "))
+        }
+    }
+}
+
+/// Go's `%#v` of a `metav1.LabelSelector`, as upstream prints it in selector errors.
+fn go_selector(selector: &Value) -> String {
+    if selector.is_null() {
+        return "null".into();
+    }
+    let expressions = match selector["matchExpressions"].as_array() {
+        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+        Some(list) => {
+            let items = list
+                .iter()
+                .map(|r| {
+                    let values = match r["values"].as_array() {
+                        None => "[]string(nil)".to_string(),
+                        Some(values) => format!(
+                            "[]string{{{}}}",
+                            values
+                                .iter()
+                                .map(|v| go_quote(v.as_str().unwrap_or_default()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{values}}}",
+                        go_quote(r["key"].as_str().unwrap_or_default()),
+                        go_quote(r["operator"].as_str().unwrap_or_default())
+                    )
+                })
+                .collect::<Vec<_>>();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+    };
+    format!(
+        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{expressions}}}",
+        go_string_map(&selector["matchLabels"])
+    )
+}
+
+/// A Go-quoted string; JSON's escaping agrees with Go's for the label text that occurs in practice.
+fn go_quote(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+fn not_supported(field: String, value: &str, supported: &[&str]) -> StatusCause {
+    let supported = supported.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(", ");
+    StatusCause::new(
+        "FieldValueNotSupported",
+        field,
+        format!("Unsupported value: {}: supported values: {supported}", go_quote(value)),
+    )
+}
+
+fn duplicate(field: String, value: &str) -> StatusCause {
+    StatusCause::new("FieldValueDuplicate", field, format!("Duplicate value: {}", go_quote(value)))
+}
+
+const DNS_LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+/// Upstream's `IsDNS1123Label` messages for `name`.
+fn dns_label_errors(name: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if name.len() > 63 {
+        errors.push("must be no more than 63 characters".to_string());
+    }
+    let well_formed = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !well_formed {
+        errors.push(DNS_LABEL_MESSAGE.to_string());
+    }
+    errors
+}
+
+/// A required DNS-label name, unique among `seen`.
+fn unique_label_name(name: &str, field: String, seen: &mut BTreeSet<String>, causes: &mut Vec<StatusCause>) {
+    if name.is_empty() {
+        causes.push(StatusCause::required(field));
+        return;
+    }
+    for error in dns_label_errors(name) {
+        causes.push(StatusCause::invalid(field.clone(), format!("Invalid value: {}: {error}", go_quote(name))));
+    }
+    if !seen.insert(name.to_string()) {
+        causes.push(duplicate(field, name));
+    }
+}
+
+fn port_number_error(port: i64) -> Option<String> {
+    (!(1..=65535).contains(&port)).then(|| format!("Invalid value: {port}: must be between 1 and 65535, inclusive"))
+}
+
+/// The rules of `ValidatePodSpec` that users meet most: containers, ports, volumes and the enums.
+fn pod_spec(spec: &Value, path: &str, causes: &mut Vec<StatusCause>) {
+    let mut volumes = BTreeSet::new();
+    for (i, volume) in spec["volumes"].as_array().into_iter().flatten().enumerate() {
+        let name = volume["name"].as_str().unwrap_or_default();
+        unique_label_name(name, format!("{path}.volumes[{i}].name"), &mut volumes, causes);
+    }
+    if spec["containers"].as_array().is_none_or(Vec::is_empty) {
+        causes.push(StatusCause::required(format!("{path}.containers")));
+    }
+    let mut names = BTreeSet::new();
+    for list in ["initContainers", "containers"] {
+        for (i, container) in spec[list].as_array().into_iter().flatten().enumerate() {
+            let at = format!("{path}.{list}[{i}]");
+            unique_label_name(container["name"].as_str().unwrap_or_default(), format!("{at}.name"), &mut names, causes);
+            if container["image"].as_str().unwrap_or_default().is_empty() {
+                causes.push(StatusCause::required(format!("{at}.image")));
+            }
+            if let Some(policy) = container["imagePullPolicy"].as_str().filter(|p| !p.is_empty()) {
+                if !["Always", "IfNotPresent", "Never"].contains(&policy) {
+                    causes.push(not_supported(
+                        format!("{at}.imagePullPolicy"),
+                        policy,
+                        &["Always", "IfNotPresent", "Never"],
+                    ));
+                }
+            }
+            container_ports(container, &at, causes);
+            for (j, mount) in container["volumeMounts"].as_array().into_iter().flatten().enumerate() {
+                let name = mount["name"].as_str().unwrap_or_default();
+                if !volumes.contains(name) {
+                    causes.push(StatusCause::new(
+                        "FieldValueNotFound",
+                        format!("{at}.volumeMounts[{j}].name"),
+                        format!("Not found: {}", go_quote(name)),
+                    ));
+                }
+            }
+        }
+    }
+    match spec["restartPolicy"].as_str().unwrap_or_default() {
+        "Always" | "OnFailure" | "Never" => {}
+        "" => causes.push(StatusCause::required(format!("{path}.restartPolicy"))),
+        other => causes.push(not_supported(format!("{path}.restartPolicy"), other, &["Always", "OnFailure", "Never"])),
+    }
+    let dns_policies = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+    match spec["dnsPolicy"].as_str().unwrap_or_default() {
+        "" => {}
+        policy if dns_policies.contains(&policy) => {}
+        other => causes.push(not_supported(format!("{path}.dnsPolicy"), other, &dns_policies)),
+    }
+}
+
+fn container_ports(container: &Value, at: &str, causes: &mut Vec<StatusCause>) {
+    for (j, port) in container["ports"].as_array().into_iter().flatten().enumerate() {
+        let field = |name: &str| format!("{at}.ports[{j}].{name}");
+        match port["containerPort"].as_i64().unwrap_or(0) {
+            0 => causes.push(StatusCause::required(field("containerPort"))),
+            number => causes.extend(port_number_error(number).map(|e| StatusCause::invalid(field("containerPort"), e))),
+        }
+        let host_port = port["hostPort"].as_i64().unwrap_or(0);
+        if host_port != 0 {
+            causes.extend(port_number_error(host_port).map(|e| StatusCause::invalid(field("hostPort"), e)));
+        }
+        match port["protocol"].as_str().unwrap_or_default() {
+            "TCP" | "UDP" | "SCTP" => {}
+            "" => causes.push(StatusCause::required(field("protocol"))),
+            other => causes.push(not_supported(field("protocol"), other, &["SCTP", "TCP", "UDP"])),
+        }
+    }
+}
+
+const POD_UPDATABLE_FIELDS: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// A Pod's spec is immutable but for images, activeDeadlineSeconds and added tolerations.
+fn pod_update(spec: &Value, old: &Value, causes: &mut Vec<StatusCause>) {
+    let mut munged = spec.clone();
+    for list in ["containers", "initContainers"] {
+        let old_list = old[list].as_array();
+        let new_list = munged.get_mut(list).and_then(Value::as_array_mut);
+        if let Some((old_list, new_list)) = old_list.zip(new_list).filter(|(o, n)| o.len() == n.len()) {
+            for (new, old) in new_list.iter_mut().zip(old_list) {
+                if new.is_object() {
+                    new["image"] = old["image"].clone();
+                }
+            }
+        }
+    }
+    let old_tolerations = old["tolerations"].as_array().cloned().unwrap_or_default();
+    let new_tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
+    if let Some(map) = munged.as_object_mut() {
+        if old_tolerations.iter().all(|t| new_tolerations.contains(t)) {
+            match old.get("tolerations") {
+                Some(t) => map.insert("tolerations".into(), t.clone()),
+                None => map.remove("tolerations"),
+            };
+        }
+        match old.get("activeDeadlineSeconds") {
+            Some(t) => map.insert("activeDeadlineSeconds".into(), t.clone()),
+            None => map.remove("activeDeadlineSeconds"),
+        };
+    }
+    if &munged != old {
+        causes.push(StatusCause::new("FieldValueForbidden", "spec", format!("Forbidden: {POD_UPDATABLE_FIELDS}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::defaults;
+
+    fn deployment(labels: Value, containers: Value) -> Value {
+        let mut object = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+            },
+        });
+        defaults::apply("apps", "v1", "Deployment", &mut object);
+        object
+    }
+
+    fn pod(spec: Value) -> Value {
+        let mut object = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec});
+        defaults::apply("", "v1", "Pod", &mut object);
+        object
+    }
+
+    /// Each cause as kubectl prints it: `field: message`.
+    fn printed(causes: &[StatusCause]) -> Vec<String> {
+        causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+    }
+
+    fn check(group: &str, kind: &str, object: &Value, old: Option<&Value>) -> Vec<String> {
+        printed(&validate(group, "v1", kind, object, old))
+    }
+
+    #[test]
+    fn a_valid_deployment_and_pod_pass() {
+        let valid = deployment(json!({"app": "web", "tier": "front"}), json!([{"name": "web", "image": "nginx"}]));
+        assert_eq!(check("apps", "Deployment", &valid, None), Vec::<String>::new());
+        let valid_pod =
+            pod(json!({"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}]}));
+        assert_eq!(check("", "Pod", &valid_pod, None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_selector_that_misses_the_template_labels_is_invalid() {
+        let object = deployment(json!({"app": "other", "tier": "x"}), json!([{"name": "web", "image": "nginx"}]));
+        assert_eq!(
+            check("apps", "Deployment", &object, None),
+            [
+                r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"other", "tier":"x"}: `selector` does not match template `labels`"#
+            ]
+        );
+        let causes = validate("apps", "v1", "Deployment", &object, None);
+        assert_eq!(causes[0].reason, "FieldValueInvalid");
+    }
+
+    #[test]
+    fn match_expressions_are_honoured() {
+        let mut object =
+            deployment(json!({"app": "web", "track": "canary"}), json!([{"name": "web", "image": "nginx"}]));
+        object["spec"]["selector"] =
+            json!({"matchExpressions": [{"key": "track", "operator": "In", "values": ["canary"]}]});
+        assert_eq!(check("apps", "Deployment", &object, None), Vec::<String>::new());
+        object["spec"]["selector"] =
+            json!({"matchExpressions": [{"key": "track", "operator": "NotIn", "values": ["canary"]}]});
+        assert_eq!(check("apps", "Deployment", &object, None).len(), 1);
+    }
+
+    #[test]
+    fn a_missing_or_empty_selector_and_negative_replicas_are_invalid() {
+        let mut object = deployment(json!({"app": "web"}), json!([{"name": "web", "image": "nginx"}]));
+        object["spec"]["replicas"] = json!(-1);
+        object["spec"].as_object_mut().unwrap().remove("selector");
+        assert_eq!(
+            check("apps", "Deployment", &object, None),
+            ["spec.replicas: Invalid value: -1: must be greater than or equal to 0", "spec.selector: Required value"]
+        );
+        object["spec"]["replicas"] = json!(1);
+        object["spec"]["selector"] = json!({});
+        assert_eq!(
+            check("apps", "Deployment", &object, None),
+            ["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"]
+        );
+    }
+
+    #[test]
+    fn containers_need_an_image_and_unique_dns_label_names() {
+        let object = deployment(
+            json!({"app": "web"}),
+            json!([{"name": "web"}, {"name": "web", "image": "nginx"}, {"name": "Side_Car", "image": "busybox"}]),
+        );
+        assert_eq!(
+            check("apps", "Deployment", &object, None),
+            [
+                "spec.template.spec.containers[0].image: Required value",
+                "spec.template.spec.containers[1].name: Duplicate value: \"web\"",
+                "spec.template.spec.containers[2].name: Invalid value: \"Side_Car\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            ]
+        );
+        let none = pod(json!({"containers": []}));
+        assert_eq!(check("", "Pod", &none, None), ["spec.containers: Required value"]);
+    }
+
+    #[test]
+    fn ports_must_be_in_range_with_a_known_protocol() {
+        let object = pod(json!({"containers": [{"name": "web", "image": "nginx", "ports": [
+            {"containerPort": 0},
+            {"containerPort": 70000},
+            {"containerPort": 80, "hostPort": -1, "protocol": "ICMP"},
+        ]}]}));
+        assert_eq!(
+            check("", "Pod", &object, None),
+            [
+                "spec.containers[0].ports[0].containerPort: Required value",
+                "spec.containers[0].ports[1].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                "spec.containers[0].ports[2].hostPort: Invalid value: -1: must be between 1 and 65535, inclusive",
+                "spec.containers[0].ports[2].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn restart_and_dns_policies_are_enums() {
+        let object = pod(
+            json!({"restartPolicy": "Sometimes", "dnsPolicy": "Google", "containers": [{"name": "web", "image": "nginx", "imagePullPolicy": "Maybe"}]}),
+        );
+        let causes = validate("", "v1", "Pod", &object, None);
+        assert_eq!(
+            printed(&causes),
+            [
+                "spec.containers[0].imagePullPolicy: Unsupported value: \"Maybe\": supported values: \"Always\", \"IfNotPresent\", \"Never\"",
+                "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+                "spec.dnsPolicy: Unsupported value: \"Google\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"",
+            ]
+        );
+        assert!(causes.iter().all(|c| c.reason == "FieldValueNotSupported"));
+    }
+
+    #[test]
+    fn volumes_are_named_uniquely_and_mounts_must_name_one() {
+        let object = pod(json!({
+            "containers": [{"name": "web", "image": "nginx", "volumeMounts": [{"name": "missing", "mountPath": "/x"}]}],
+            "volumes": [{"name": "data"}, {"name": "data"}],
+        }));
+        assert_eq!(
+            check("", "Pod", &object, None),
+            [
+                "spec.volumes[1].name: Duplicate value: \"data\"",
+                "spec.containers[0].volumeMounts[0].name: Not found: \"missing\""
+            ]
+        );
+    }
+
+    #[test]
+    fn workload_templates_must_restart_always_and_jobs_never_always() {
+        let mut object = deployment(json!({"app": "web"}), json!([{"name": "web", "image": "nginx"}]));
+        object["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        assert_eq!(
+            check("apps", "Deployment", &object, None),
+            ["spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""]
+        );
+        let mut job = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+        defaults::apply("batch", "v1", "Job", &mut job);
+        assert_eq!(
+            check("batch", "Job", &job, None),
+            ["spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]
+        );
+        job["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        job["spec"]["parallelism"] = json!(-2);
+        assert_eq!(
+            check("batch", "Job", &job, None),
+            ["spec.parallelism: Invalid value: -2: must be greater than or equal to 0"]
+        );
+    }
+
+    #[test]
+    fn selectors_are_immutable_on_update() {
+        let old = deployment(json!({"app": "web", "v": "2"}), json!([{"name": "web", "image": "nginx"}]));
+        let mut new = old.clone();
+        new["spec"]["selector"] = json!({"matchLabels": {"app": "web", "v": "2"}});
+        assert_eq!(
+            check("apps", "Deployment", &new, Some(&old)),
+            ["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web\", \"v\":\"2\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"]
+        );
+        let mut scaled = old.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        scaled["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+        assert_eq!(check("apps", "Deployment", &scaled, Some(&old)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_job_template_is_immutable() {
+        let mut old = json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}});
+        defaults::apply("batch", "v1", "Job", &mut old);
+        let mut new = old.clone();
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("busybox:1.36");
+        assert_eq!(
+            check("batch", "Job", &new, Some(&old)),
+            ["spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable"]
+        );
+    }
+
+    #[test]
+    fn a_pod_update_may_change_images_deadline_and_add_tolerations_only() {
+        let old = pod(
+            json!({"containers": [{"name": "web", "image": "nginx"}], "tolerations": [{"key": "a", "operator": "Exists"}]}),
+        );
+        let mut allowed = old.clone();
+        allowed["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+        allowed["spec"]["activeDeadlineSeconds"] = json!(60);
+        allowed["spec"]["tolerations"].as_array_mut().unwrap().push(json!({"key": "b", "operator": "Exists"}));
+        assert_eq!(check("", "Pod", &allowed, Some(&old)), Vec::<String>::new());
+
+        let mut forbidden = old.clone();
+        forbidden["spec"]["restartPolicy"] = json!("Never");
+        let causes = validate("", "v1", "Pod", &forbidden, Some(&old));
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].reason, "FieldValueForbidden");
+        assert_eq!(causes[0].field, "spec");
+        assert!(causes[0]
+            .message
+            .starts_with("Forbidden: pod updates may not change fields other than `spec.containers[*].image`"));
+
+        let mut removed = old.clone();
+        removed["spec"]["tolerations"] = json!([]);
+        assert_eq!(validate("", "v1", "Pod", &removed, Some(&old)).len(), 1);
+    }
+
+    #[test]
+    fn replication_controllers_and_cron_jobs_are_checked() {
+        let mut rc = json!({"metadata": {"name": "rc"}, "spec": {"selector": {"app": "db"}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+        defaults::apply("", "v1", "ReplicationController", &mut rc);
+        assert_eq!(
+            check("", "ReplicationController", &rc, None),
+            ["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`"]
+        );
+        let mut cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c"}]}}}}}});
+        defaults::apply("batch", "v1", "CronJob", &mut cron);
+        assert_eq!(
+            check("batch", "CronJob", &cron, None),
+            [
+                "spec.schedule: Required value",
+                "spec.jobTemplate.spec.template.spec.containers[0].image: Required value"
+            ]
+        );
+    }
+}
