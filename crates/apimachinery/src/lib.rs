@@ -10,4 +10,5 @@ pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod status;
+pub mod time;
 pub mod validation;
