@@ -353,6 +353,7 @@ async fn resource_request(
     let accept = request.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
     let content_type =
         request.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let user_agent = request.headers().get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = match rest::read_body(request.into_body()).await {
         Ok(body) => body,
         Err(status) => return http::status(&status),
@@ -365,6 +366,7 @@ async fn resource_request(
         subresource,
         query,
         content_type,
+        user_agent,
         wanted: http::negotiate(accept.as_deref()),
         identity: identity.clone(),
     };

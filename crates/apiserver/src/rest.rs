@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use apimachinery::patch;
+use apimachinery::patch::{self, PatchSchema};
 use apimachinery::registry::Resource;
 use apimachinery::selector::{FieldSelector, LabelSelector};
+use apimachinery::status::StatusDetails;
 use apimachinery::status::{Status, StatusCause, Target};
-use apimachinery::{defaults, validation};
+use apimachinery::{apply, defaults, validation};
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -40,6 +41,8 @@ pub struct RestRequest {
     pub subresource: Option<String>,
     pub query: Query,
     pub content_type: Option<String>,
+    /// The User-Agent header: the default field manager is its first token.
+    pub user_agent: Option<String>,
     pub wanted: Wanted,
     pub identity: crate::Identity,
 }
@@ -73,6 +76,84 @@ impl RestRequest {
     fn dry_run(&self) -> bool {
         self.query.get("dryRun") == Some("All")
     }
+
+    /// Whether this is a server-side apply (`application/apply-patch+yaml`).
+    fn is_apply(&self) -> bool {
+        self.method == Method::PATCH && media_type(self.content_type.as_deref()) == APPLY_PATCH
+    }
+
+    /// The field manager: `fieldManager`, else (as upstream) the User-Agent up to its first `/`.
+    fn field_manager(&self) -> String {
+        if let Some(manager) = self.query.get("fieldManager") {
+            return manager.to_string();
+        }
+        let agent = self.user_agent.as_deref().unwrap_or_default();
+        let prefix: String = agent.split('/').next().unwrap_or_default().chars().take(128).collect();
+        if prefix.is_empty() {
+            "unknown".into()
+        } else {
+            prefix
+        }
+    }
+
+    /// The schema that gives server-side apply its list types (none for custom resources).
+    fn apply_schema(&self) -> PatchSchema {
+        let resource = self.resource;
+        patch::schema_for_kind(resource.group, resource.version, resource.kind).unwrap_or_else(PatchSchema::unknown)
+    }
+}
+
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+fn media_type(content_type: Option<&str>) -> &str {
+    content_type.unwrap_or_default().split(';').next().unwrap_or("").trim()
+}
+
+/// Records an ordinary write in managedFields (server-side apply records its own).
+fn track_update(request: &RestRequest, old: Option<&Value>, object: &mut Value) {
+    if request.is_apply() {
+        return;
+    }
+    let subresource = request.subresource.as_deref().unwrap_or_default();
+    let manager = request.field_manager();
+    apply::record_update_subresource(old, object, &manager, subresource, &request.apply_schema());
+}
+
+/// The 409 of an apply that would change fields other managers own, worded as upstream.
+fn apply_error(error: apply::ApplyError) -> Status {
+    match &error {
+        apply::ApplyError::Conflicts(conflicts) => {
+            let causes = conflicts
+                .iter()
+                .map(|c| {
+                    StatusCause::new(
+                        "FieldManagerConflict",
+                        c.path.clone(),
+                        format!("conflict with {:?}: {}", c.manager, c.path),
+                    )
+                })
+                .collect();
+            Status::failure(409, "Conflict", error.to_string())
+                .with_details(StatusDetails { causes, ..Default::default() })
+        }
+        apply::ApplyError::Invalid(message) => Status::bad_request(message.clone()),
+    }
+}
+
+/// The configuration of a server-side apply: YAML, or JSON (which is YAML).
+fn decode_applied(body: &[u8]) -> Result<Value> {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(_) => {
+            let text = std::str::from_utf8(body).map_err(|_| Status::bad_request("the YAML body is not UTF-8"))?;
+            serde_saphyr::from_str(text)
+                .map_err(|e| Status::bad_request(format!("error decoding the apply patch: {e}")))?
+        }
+    };
+    if !value.is_object() {
+        return Err(Status::bad_request("the apply patch must be an object"));
+    }
+    Ok(value)
 }
 
 pub fn store_error(error: StoreError) -> Status {
@@ -549,7 +630,17 @@ async fn create(
     warnings: &mut Vec<String>,
 ) -> Result<Response<Body>> {
     verb_allowed(request, "create")?;
-    let mut object = decode(request.content_type.as_deref(), body)?;
+    let object = decode(request.content_type.as_deref(), body)?;
+    create_object(state, request, object, warnings).await
+}
+
+/// Creates a decoded object (a POST body, or the configuration of an apply to a missing object).
+async fn create_object(
+    state: &State,
+    request: &RestRequest,
+    mut object: Value,
+    warnings: &mut Vec<String>,
+) -> Result<Response<Body>> {
     check_type_and_namespace(request, &mut object)?;
     warnings.extend(field_validation(request, &mut object)?);
     let resource = request.resource;
@@ -582,6 +673,7 @@ async fn create(
     if resource.group.is_empty() && resource.kind == "Pod" {
         defaults::admit_pod_create(&mut object);
     }
+    track_update(request, None, &mut object);
     let causes = validation::validate(resource.group, resource.version, resource.kind, &object, None);
     if !causes.is_empty() {
         return Err(Status::invalid(resource.kind, resource.group, &name, causes));
@@ -651,6 +743,7 @@ fn updated_object(request: &RestRequest, current: &Value, mut new: Value) -> Res
             return Err(Status::invalid("Service", "", &name, causes));
         }
     }
+    track_update(request, Some(current), &mut updated);
     Ok(updated)
 }
 
@@ -815,6 +908,12 @@ fn apply_patch(request: &RestRequest, current: &Value, body: &[u8]) -> Result<Va
                 Status::failure(e.code(), reason, format!("the patch could not be applied: {e}"))
             })
         }
+        APPLY_PATCH => {
+            let applied = decode_applied(body)?;
+            let manager = request.field_manager();
+            apply::apply(Some(current), &applied, &manager, request.query.flag("force"), &request.apply_schema())
+                .map_err(apply_error)
+        }
         other => Err(Status::unsupported_media_type(other)),
     }
 }
@@ -827,8 +926,32 @@ async fn patch(
 ) -> Result<Response<Body>> {
     verb_allowed(request, "patch")?;
     let name = request.name.clone().unwrap_or_default();
+    if request.is_apply() && request.query.get("fieldManager").is_none() {
+        return Err(Status::bad_request("PATCH requests with apply patch type require fieldManager"));
+    }
     for _ in 0..PATCH_RETRIES {
-        let (kv, current) = read_current(state, request, &name).await?;
+        let (kv, current) = match read_current(state, request, &name).await {
+            // Applying to a missing object creates it.
+            Err(status) if status.code == 404 && request.is_apply() && request.subresource.is_none() => {
+                let applied = decode_applied(body)?;
+                let manager = request.field_manager();
+                let force = request.query.flag("force");
+                let mut object =
+                    apply::apply(None, &applied, &manager, force, &request.apply_schema()).map_err(apply_error)?;
+                if meta_str(&object, "name").is_none() {
+                    objects::metadata(&mut object).insert("name".into(), json!(name));
+                }
+                if meta_str(&object, "name") != Some(name.as_str()) {
+                    return Err(Status::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        meta_str(&object, "name").unwrap_or_default()
+                    )));
+                }
+                verb_allowed(request, "create")?;
+                return create_object(state, request, object, warnings).await;
+            }
+            other => other?,
+        };
         let mut patched = apply_patch(request, &current, body)?;
         if !patched.is_object() {
             return Err(Status::bad_request("the patched object is not a JSON object"));
@@ -1079,6 +1202,7 @@ async fn evict(state: &State, request: &RestRequest, body: &[u8]) -> Result<Resp
         subresource: None,
         query: Query::parse(request.query.get("dryRun").map(|_| "dryRun=All")),
         content_type: Some("application/json".into()),
+        user_agent: request.user_agent.clone(),
         wanted: Wanted::Json,
         identity: request.identity.clone(),
     };
@@ -1117,7 +1241,8 @@ async fn update_scale(state: &State, request: &RestRequest, body: &[u8]) -> Resu
         if precondition.as_deref().is_some_and(|rv| rv != kv.mod_revision.to_string()) {
             return Err(Status::modified(request.target(&name)));
         }
-        let updated = merge_update(request, &current, scale::apply_scale(&current, &wanted)?);
+        let mut updated = merge_update(request, &current, scale::apply_scale(&current, &wanted)?);
+        track_update(request, Some(&current), &mut updated);
         if request.dry_run() {
             return Ok(http::json(StatusCode::OK, &scale::scale_of(&with_revision(updated, kv.mod_revision))));
         }
@@ -1277,6 +1402,7 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
             subresource: None,
             query: Query::parse(None),
             content_type: None,
+            user_agent: None,
             wanted: request.wanted,
             identity: request.identity.clone(),
         },

@@ -627,3 +627,34 @@ fn unknown_fields_are_refused_warned_about_or_dropped_as_asked() {
         server.kubectl_stdin(None, &["create", "--validate=false", "-f", "-"], &typo.replace("NAME", "ignored"));
     assert!(ignored.status.success() && !stderr(&ignored).contains("unknown field"), "{}", stderr(&ignored));
 }
+
+#[test]
+fn server_side_apply_tracks_managed_fields_and_conflicts() {
+    let server = server();
+    let labelled = MANIFEST.replace("  name: site\n", "  name: site\n  labels: {tier: web}\n");
+    let applied = ok(server.kubectl_stdin(None, &["apply", "--server-side", "-f", "-"], &labelled));
+    for line in ["namespace/web serverside-applied", "configmap/site serverside-applied", "deployment.apps/front"] {
+        assert!(applied.contains(line), "{applied}");
+    }
+    let get = |what: &str, name: &str, output: &str| {
+        ok(server.kubectl(None, &["-n", "web", "get", what, name, "-o", output, "--show-managed-fields"]))
+    };
+    let yaml = get("deploy", "front", "yaml");
+    assert!(yaml.contains("manager: kubectl\n") && yaml.contains("operation: Apply"), "{yaml}");
+    assert!(yaml.contains("f:replicas: {}"), "{yaml}");
+    assert_eq!(get("cm", "site", "jsonpath={.metadata.labels.tier}"), "web");
+
+    ok(server.kubectl(JSON_KUBECTL, &["-n", "web", "scale", "deployment", "front", "--replicas=5"]));
+    let conflict = fails(server.kubectl_stdin(None, &["apply", "--server-side", "-f", "-"], &labelled));
+    assert!(conflict.contains("Apply failed with 1 conflict") && conflict.contains(".spec.replicas"), "{conflict}");
+    assert_eq!(get("deploy", "front", "jsonpath={.spec.replicas}"), "5");
+
+    ok(server.kubectl_stdin(None, &["apply", "--server-side", "--force-conflicts", "-f", "-"], &labelled));
+    assert_eq!(get("deploy", "front", "jsonpath={.spec.replicas}"), "2");
+
+    // The label is no longer applied, and nobody else owns it: it goes.
+    ok(server.kubectl_stdin(None, &["apply", "--server-side", "-f", "-"], MANIFEST));
+    let labels = get("cm", "site", "jsonpath={.metadata.labels}");
+    assert!(!labels.contains("tier"), "{labels}");
+    assert_eq!(get("cm", "site", "jsonpath={.data.index}"), "hello");
+}

@@ -23,7 +23,7 @@
 mod schema;
 mod strategic;
 
-pub use schema::{schema_for_kind, PatchSchema};
+pub use schema::{schema_for_kind, ApplyField, ListType, PatchSchema};
 pub use strategic::{strategic_merge, PatchError};
 
 #[cfg(test)]

@@ -147,6 +147,37 @@ impl PatchSchema {
         }
     }
 
+    /// A schema that knows no field: everything merges as plain JSON (custom resources).
+    pub fn unknown() -> PatchSchema {
+        Self::UNKNOWN
+    }
+
+    /// The server-side apply metadata of field `key` (`x-kubernetes-list-type`, `x-kubernetes-list-map-keys`,
+    /// `x-kubernetes-map-type`) and the schema of its value (of its elements for a list). Lists without type
+    /// information are atomic.
+    pub fn apply_field(&self, key: &str) -> ApplyField {
+        let (ty, _) = self.field(key);
+        let schema = match ty {
+            Some(Ty::List(_)) => self.list_field(key).0,
+            _ => self.map_field(key).0,
+        };
+        let field = match self.node {
+            Node::Def(def) => def.fields.get(key),
+            _ => None,
+        };
+        let list = match field.map(|f| f.list_type.as_str()) {
+            Some("set") => ListType::Set,
+            Some("map") => ListType::Map(field.map_or(&[][..], |f| &f.list_map_keys[..])),
+            _ => ListType::Atomic,
+        };
+        let value_atomic = match schema.node {
+            Node::Def(def) => def.atomic,
+            _ => false,
+        };
+        let atomic_map = field.is_some_and(|f| f.map_type == "atomic") || value_atomic;
+        ApplyField { schema, list, atomic_map }
+    }
+
     /// The definition name, for messages.
     pub(crate) fn name(&self) -> &'static str {
         match self.node {
@@ -161,6 +192,26 @@ impl fmt::Debug for PatchSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("PatchSchema").field(&self.name()).finish()
     }
+}
+
+/// What server-side apply needs to know about a field: see [`PatchSchema::apply_field`].
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyField {
+    /// The schema of the value, or of the elements of a list.
+    pub schema: PatchSchema,
+    /// How a list value is owned and merged.
+    pub list: ListType,
+    /// Whether a map (object) value is owned and replaced whole (`x-kubernetes-map-type: atomic`).
+    pub atomic_map: bool,
+}
+
+/// `x-kubernetes-list-type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListType {
+    Atomic,
+    Set,
+    /// Elements are objects identified by these keys.
+    Map(&'static [String]),
 }
 
 /// How a field's value is patched (`x-kubernetes-patch-strategy` less `retainKeys`, which only matters when a
@@ -218,6 +269,8 @@ impl Ty {
 struct Def {
     name: String,
     fields: HashMap<String, Field>,
+    /// `x-kubernetes-map-type: atomic` on the definition itself.
+    atomic: bool,
 }
 
 #[derive(Default)]
@@ -225,6 +278,9 @@ struct Field {
     ty: Option<Ty>,
     strategy: Strategy,
     merge_key: String,
+    list_type: String,
+    list_map_keys: Vec<String>,
+    map_type: String,
 }
 
 struct Registry {
@@ -244,8 +300,30 @@ impl Registry {
         let graph: Value = serde_json::from_str(graph).expect("patch-graph.json is JSON");
         let mut defs: HashMap<String, Def> = HashMap::new();
         for (name, fields) in objects(&metadata["definitions"]) {
+            if fields["."]["map-type"].as_str() == Some("atomic") {
+                defs.entry(name.to_owned())
+                    .or_insert_with(|| Def { name: name.to_owned(), fields: HashMap::new(), atomic: false })
+                    .atomic = true;
+            }
             let def_fields = fields_of(&mut defs, name);
             for (field, meta) in objects(fields) {
+                if field == "." {
+                    continue;
+                }
+                let list_type = meta["list-type"].as_str().unwrap_or_default();
+                let map_type = meta["map-type"].as_str().unwrap_or_default();
+                let list_map_keys: Vec<String> = meta["list-map-keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect();
+                if !list_type.is_empty() || !map_type.is_empty() {
+                    let entry = def_fields.entry(field.clone()).or_default();
+                    entry.list_type = list_type.to_owned();
+                    entry.map_type = map_type.to_owned();
+                    entry.list_map_keys = list_map_keys;
+                }
                 let strategy = meta["patch-strategy"].as_str().map(|s| {
                     Strategy::parse(s).unwrap_or_else(|| panic!("bad patch strategy {s:?} on {name}.{field}"))
                 });
@@ -270,7 +348,11 @@ impl Registry {
 }
 
 fn fields_of<'a>(defs: &'a mut HashMap<String, Def>, name: &str) -> &'a mut HashMap<String, Field> {
-    let def = defs.entry(name.to_owned()).or_insert_with(|| Def { name: name.to_owned(), fields: HashMap::new() });
+    let def = defs.entry(name.to_owned()).or_insert_with(|| Def {
+        name: name.to_owned(),
+        fields: HashMap::new(),
+        atomic: false,
+    });
     &mut def.fields
 }
 

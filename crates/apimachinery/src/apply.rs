@@ -1,0 +1,797 @@
+//! Server-side apply (`application/apply-patch+yaml`) and the field ownership it rests on: `metadata.managedFields`
+//! with field sets in the `FieldsV1` format, as upstream sigs.k8s.io/structured-merge-diff writes them.
+//!
+//! A field set is a set of paths. Each path element is `f:<field>` (a field of an object), `k:{"name":"x"}` (an
+//! element of a list-map, by its list-map-keys), or `v:<json>` (an element of a set). In `FieldsV1` a path is a
+//! nested object; a leaf is `{}`, and `.` marks an element (or field) that is owned itself and has owned fields
+//! below it. Which lists are sets or maps comes from [`PatchSchema::apply_field`]; lists without type information
+//! are atomic (owned and replaced whole).
+//!
+//! Pure functions: no I/O (the clock is read for the entries' `time`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use crate::patch::{ApplyField, ListType, PatchSchema};
+
+/// One path: its elements as `FieldsV1` keys (`f:spec`, `k:{"name":"app"}`, `v:"x"`).
+pub type FieldPath = Vec<String>;
+
+/// A set of owned fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSet {
+    paths: BTreeSet<FieldPath>,
+}
+
+impl FieldSet {
+    pub fn new() -> FieldSet {
+        FieldSet::default()
+    }
+
+    pub fn insert(&mut self, path: FieldPath) {
+        self.paths.insert(path);
+    }
+
+    pub fn contains(&self, path: &[String]) -> bool {
+        self.paths.contains(path)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &FieldPath> {
+        self.paths.iter()
+    }
+
+    /// Whether some path is `prefix` or lies below it.
+    pub fn touches(&self, prefix: &[String]) -> bool {
+        self.paths.iter().any(|p| p.starts_with(prefix))
+    }
+
+    /// Whether some path lies strictly below `prefix`.
+    fn has_below(&self, prefix: &[String]) -> bool {
+        self.paths.iter().any(|p| p.len() > prefix.len() && p.starts_with(prefix))
+    }
+
+    /// The paths of `self` not in `other`.
+    pub fn difference(&self, other: &FieldSet) -> FieldSet {
+        FieldSet { paths: self.paths.difference(&other.paths).cloned().collect() }
+    }
+
+    fn remove_all(&mut self, other: &FieldSet) {
+        self.paths.retain(|p| !other.paths.contains(p));
+    }
+
+    /// The set as a `FieldsV1` object.
+    pub fn to_fields_v1(&self) -> Value {
+        #[derive(Default)]
+        struct Node {
+            member: bool,
+            children: std::collections::BTreeMap<String, Node>,
+        }
+        fn to_value(node: &Node) -> Value {
+            let mut map = Map::new();
+            if node.member && !node.children.is_empty() {
+                map.insert(".".into(), json!({}));
+            }
+            for (key, child) in &node.children {
+                map.insert(key.clone(), to_value(child));
+            }
+            Value::Object(map)
+        }
+        let mut root = Node::default();
+        for path in &self.paths {
+            let mut node = &mut root;
+            for element in path {
+                node = node.children.entry(element.clone()).or_default();
+            }
+            node.member = true;
+        }
+        to_value(&root)
+    }
+
+    /// The set a `FieldsV1` object describes (anything malformed is skipped).
+    pub fn from_fields_v1(value: &Value) -> FieldSet {
+        fn walk(value: &Value, prefix: &mut FieldPath, set: &mut FieldSet) {
+            let Some(map) = value.as_object() else { return };
+            for (key, child) in map {
+                if key == "." {
+                    if !prefix.is_empty() {
+                        set.insert(prefix.clone());
+                    }
+                    continue;
+                }
+                prefix.push(key.clone());
+                match child.as_object() {
+                    Some(m) if m.is_empty() => set.insert(prefix.clone()),
+                    _ => walk(child, prefix, set),
+                }
+                prefix.pop();
+            }
+        }
+        let mut set = FieldSet::new();
+        walk(value, &mut Vec::new(), &mut set);
+        set
+    }
+}
+
+/// A path as upstream prints it: `.spec.template.spec.containers[name="app"].image`, `.metadata.finalizers[="x"]`.
+pub fn path_string(path: &[String]) -> String {
+    let mut out = String::new();
+    for element in path {
+        if let Some(field) = element.strip_prefix("f:") {
+            out.push('.');
+            out.push_str(field);
+        } else if let Some(key) = element.strip_prefix("k:") {
+            let keys: Map<String, Value> = serde_json::from_str(key).unwrap_or_default();
+            let parts: Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("[{}]", parts.join(",")));
+        } else if let Some(value) = element.strip_prefix("v:") {
+            out.push_str(&format!("[={value}]"));
+        } else {
+            out.push_str(element);
+        }
+    }
+    out
+}
+
+/// Top-level fields nobody owns.
+const UNOWNED_TOP: &[&str] = &["apiVersion", "kind", "status"];
+/// Metadata fields nobody owns: the server sets them.
+const UNOWNED_META: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+];
+
+/// The fields an object (an applied configuration, or an object as written) sets, with list types from `schema`.
+pub fn field_set(object: &Value, schema: &PatchSchema) -> FieldSet {
+    let mut set = FieldSet::new();
+    let Some(map) = object.as_object() else { return set };
+    let mut prefix = Vec::new();
+    for (key, value) in map {
+        if UNOWNED_TOP.contains(&key.as_str()) {
+            continue;
+        }
+        let info = schema.apply_field(key);
+        prefix.push(format!("f:{key}"));
+        if key == "metadata" {
+            if let Some(meta) = value.as_object() {
+                let kept: Map<String, Value> = meta
+                    .iter()
+                    .filter(|(k, _)| !UNOWNED_META.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if !kept.is_empty() {
+                    walk_value(&Value::Object(kept), &info, &mut prefix, &mut set);
+                }
+            }
+        } else {
+            walk_value(value, &info, &mut prefix, &mut set);
+        }
+        prefix.pop();
+    }
+    set
+}
+
+fn walk_object(map: &Map<String, Value>, schema: &PatchSchema, prefix: &mut FieldPath, set: &mut FieldSet) {
+    for (key, value) in map {
+        let info = schema.apply_field(key);
+        prefix.push(format!("f:{key}"));
+        walk_value(value, &info, prefix, set);
+        prefix.pop();
+    }
+}
+
+fn walk_value(value: &Value, info: &ApplyField, prefix: &mut FieldPath, set: &mut FieldSet) {
+    match value {
+        Value::Object(map) if !info.atomic_map && !map.is_empty() => walk_object(map, &info.schema, prefix, set),
+        Value::Array(items) if !items.is_empty() => match info.list {
+            ListType::Atomic => set.insert(prefix.clone()),
+            ListType::Set => {
+                for item in items {
+                    prefix.push(format!("v:{item}"));
+                    set.insert(prefix.clone());
+                    prefix.pop();
+                }
+            }
+            ListType::Map(keys) => {
+                if items.iter().any(|item| key_element(item, keys).is_none()) {
+                    set.insert(prefix.clone());
+                    return;
+                }
+                for item in items {
+                    prefix.push(key_element(item, keys).unwrap_or_default());
+                    set.insert(prefix.clone());
+                    if let Some(map) = item.as_object() {
+                        walk_object(map, &info.schema, prefix, set);
+                    }
+                    prefix.pop();
+                }
+            }
+        },
+        _ => set.insert(prefix.clone()),
+    }
+}
+
+/// The value of list-map key `key` of an element. A container port's `protocol` defaults to TCP (upstream
+/// defaults the applied configuration before it computes keys; this is the one defaulted key in common use).
+fn key_value(item: &Map<String, Value>, key: &str) -> Option<Value> {
+    match item.get(key) {
+        Some(value) => Some(value.clone()),
+        None if key == "protocol" => Some(json!("TCP")),
+        None => None,
+    }
+}
+
+/// `k:{...}` of a list-map element, or `None` when it is not an object or lacks every key.
+fn key_element(item: &Value, keys: &[String]) -> Option<String> {
+    let map = item.as_object()?;
+    let mut key_map = Map::new();
+    for key in keys {
+        if let Some(value) = key_value(map, key) {
+            key_map.insert(key.clone(), value);
+        }
+    }
+    if key_map.is_empty() || keys.iter().all(|k| !map.contains_key(k)) {
+        return None;
+    }
+    Some(format!("k:{}", Value::Object(key_map)))
+}
+
+/// Whether list element `item` is the one `element` (`k:…` or `v:…`) names.
+fn element_matches(item: &Value, element: &str) -> bool {
+    if let Some(keys) = element.strip_prefix("k:") {
+        let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(keys) else { return false };
+        let Some(map) = item.as_object() else { return false };
+        keys.iter().all(|(k, v)| key_value(map, k).as_ref() == Some(v))
+    } else if let Some(value) = element.strip_prefix("v:") {
+        serde_json::from_str::<Value>(value).is_ok_and(|v| &v == item)
+    } else {
+        false
+    }
+}
+
+/// The value at a path, if the object has it.
+pub fn value_at<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut node = object;
+    for element in path {
+        node = match element.strip_prefix("f:") {
+            Some(field) => node.as_object()?.get(field)?,
+            None => node.as_array()?.iter().find(|item| element_matches(item, element))?,
+        };
+    }
+    Some(node)
+}
+
+/// Removes the value at a path (a field, or a list element); nothing if it is not there.
+fn remove_at(object: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut node = object;
+    for element in parents {
+        node = match element.strip_prefix("f:") {
+            Some(field) => match node.as_object_mut().and_then(|m| m.get_mut(field)) {
+                Some(next) => next,
+                None => return,
+            },
+            None => {
+                match node.as_array_mut().and_then(|items| items.iter_mut().find(|i| element_matches(i, element))) {
+                    Some(next) => next,
+                    None => return,
+                }
+            }
+        };
+    }
+    match last.strip_prefix("f:") {
+        Some(field) => {
+            if let Some(map) = node.as_object_mut() {
+                map.remove(field);
+            }
+        }
+        None => {
+            if let Some(items) = node.as_array_mut() {
+                items.retain(|item| !element_matches(item, last));
+            }
+        }
+    }
+}
+
+/// Whether the value at `path` differs between `before` and `after`. A path with owned fields below it in `set`
+/// (an object element of a list-map) only differs by existing or not.
+fn differs(before: &Value, after: &Value, path: &[String], set: &FieldSet) -> bool {
+    let (a, b) = (value_at(before, path), value_at(after, path));
+    if set.has_below(path) {
+        a.is_some() != b.is_some()
+    } else {
+        a != b
+    }
+}
+
+/// One `metadata.managedFields` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagedEntry {
+    pub manager: String,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    pub api_version: String,
+    pub time: String,
+    pub subresource: String,
+    pub fields: FieldSet,
+}
+
+impl ManagedEntry {
+    fn from_value(value: &Value) -> ManagedEntry {
+        let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
+        ManagedEntry {
+            manager: text("manager"),
+            operation: text("operation"),
+            api_version: text("apiVersion"),
+            time: text("time"),
+            subresource: text("subresource"),
+            fields: FieldSet::from_fields_v1(&value["fieldsV1"]),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        let mut entry = json!({
+            "manager": self.manager,
+            "operation": self.operation,
+            "apiVersion": self.api_version,
+            "time": self.time,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": self.fields.to_fields_v1(),
+        });
+        if !self.subresource.is_empty() {
+            entry["subresource"] = json!(self.subresource);
+        }
+        entry
+    }
+
+    /// The manager as upstream names it in conflicts: `"kubectl-edit" using apps/v1`.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{:?}", self.manager);
+        if !self.subresource.is_empty() {
+            out.push_str(&format!(" with subresource {:?}", self.subresource));
+        }
+        if self.operation == "Update" {
+            out.push_str(&format!(" using {}", self.api_version));
+        }
+        out
+    }
+
+    fn is(&self, manager: &str, operation: &str, subresource: &str) -> bool {
+        self.manager == manager && self.operation == operation && self.subresource == subresource
+    }
+}
+
+/// The managedFields entries of an object.
+pub fn managed_fields(object: &Value) -> Vec<ManagedEntry> {
+    object["metadata"]["managedFields"].as_array().into_iter().flatten().map(ManagedEntry::from_value).collect()
+}
+
+fn set_managed_fields(object: &mut Value, entries: Vec<ManagedEntry>) {
+    let Some(root) = object.as_object_mut() else { return };
+    let metadata = root.entry("metadata").or_insert_with(|| json!({}));
+    let Some(metadata) = metadata.as_object_mut() else { return };
+    let entries: Vec<Value> = entries.iter().filter(|e| !e.fields.is_empty()).map(ManagedEntry::to_value).collect();
+    if entries.is_empty() {
+        metadata.remove("managedFields");
+    } else {
+        metadata.insert("managedFields".into(), Value::Array(entries));
+    }
+}
+
+/// A field another manager owns with a different value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// The owner's name.
+    pub manager: String,
+    /// The owner as upstream prints it (`"kubectl-client-side-apply" using apps/v1`).
+    pub owner: String,
+    /// The field, as upstream prints it (`.spec.replicas`).
+    pub path: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    /// Fields owned by other managers whose values the apply would change.
+    Conflicts(Vec<Conflict>),
+    /// The applied configuration is not an object.
+    Invalid(String),
+}
+
+impl fmt::Display for ApplyError {
+    /// Upstream's message: `Apply failed with 1 conflict: conflict with "m" using apps/v1: .spec.replicas`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApplyError::Invalid(message) => f.write_str(message),
+            ApplyError::Conflicts(conflicts) if conflicts.len() == 1 => {
+                let c = &conflicts[0];
+                write!(f, "Apply failed with 1 conflict: conflict with {}: {}", c.owner, c.path)
+            }
+            ApplyError::Conflicts(conflicts) => {
+                let mut owners: Vec<&str> = conflicts.iter().map(|c| c.owner.as_str()).collect();
+                owners.sort();
+                owners.dedup();
+                let mut lines = Vec::new();
+                for owner in owners {
+                    lines.push(format!("conflicts with {owner}:"));
+                    lines.extend(conflicts.iter().filter(|c| c.owner == owner).map(|c| format!("- {}", c.path)));
+                }
+                write!(f, "Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+/// Applies a configuration for `manager`: the object that results from it, with `metadata.managedFields`
+/// rewritten, or the conflicts with other managers (which `force` overrides, taking their fields).
+pub fn apply(
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    schema: &PatchSchema,
+) -> Result<Value, ApplyError> {
+    if !applied.is_object() {
+        return Err(ApplyError::Invalid("the applied configuration must be an object".into()));
+    }
+    let empty = json!({});
+    let live = live.unwrap_or(&empty);
+    let mut entries = managed_fields(live);
+    let applied_set = field_set(applied, schema);
+
+    let mut conflicts = Vec::new();
+    let mut taken: Vec<FieldSet> = vec![FieldSet::new(); entries.len()];
+    for (entry, taken) in entries.iter().zip(taken.iter_mut()) {
+        if entry.is(manager, "Apply", "") {
+            continue;
+        }
+        for path in entry.fields.paths().filter(|p| applied_set.contains(p)) {
+            if differs(live, applied, path, &applied_set) {
+                conflicts.push(Conflict {
+                    manager: entry.manager.clone(),
+                    owner: entry.describe(),
+                    path: path_string(path),
+                });
+                taken.insert(path.clone());
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(ApplyError::Conflicts(conflicts));
+    }
+    for (entry, taken) in entries.iter_mut().zip(&taken) {
+        entry.fields.remove_all(taken);
+    }
+
+    let mut merged = live.clone();
+    merge_value(&mut merged, applied, &ApplyField { schema: *schema, list: ListType::Atomic, atomic_map: false });
+
+    let previous = entries.iter().find(|e| e.is(manager, "Apply", "")).map(|e| e.fields.clone()).unwrap_or_default();
+    let others: Vec<&FieldSet> = entries.iter().filter(|e| !e.is(manager, "Apply", "")).map(|e| &e.fields).collect();
+    let removed = previous.difference(&applied_set);
+    for path in removed.paths() {
+        if !applied_set.touches(path) && !others.iter().any(|set| set.touches(path)) {
+            remove_at(&mut merged, path);
+        }
+    }
+
+    let api_version = applied["apiVersion"].as_str().unwrap_or_default().to_owned();
+    let own = ManagedEntry {
+        manager: manager.to_owned(),
+        operation: "Apply".into(),
+        api_version,
+        time: now(),
+        subresource: String::new(),
+        fields: applied_set,
+    };
+    match entries.iter_mut().find(|e| e.is(manager, "Apply", "")) {
+        Some(entry) => *entry = own,
+        None => entries.push(own),
+    }
+    set_managed_fields(&mut merged, entries);
+    Ok(merged)
+}
+
+fn merge_value(live: &mut Value, applied: &Value, info: &ApplyField) {
+    match (live, applied) {
+        (Value::Object(live), Value::Object(applied)) if !info.atomic_map => {
+            for (key, value) in applied {
+                let field = info.schema.apply_field(key);
+                match live.get_mut(key) {
+                    Some(existing) => merge_value(existing, value, &field),
+                    None => {
+                        live.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(live), Value::Array(applied)) if info.list != ListType::Atomic => {
+            let element = ApplyField { schema: info.schema, list: ListType::Atomic, atomic_map: false };
+            for item in applied {
+                let key = match info.list {
+                    ListType::Map(keys) => key_element(item, keys),
+                    _ => None,
+                };
+                let existing = match &key {
+                    Some(key) => live.iter_mut().find(|l| element_matches(l, key)),
+                    None => live.iter_mut().find(|l| *l == item),
+                };
+                match existing {
+                    Some(existing) => merge_value(existing, item, &element),
+                    None => live.push(item.clone()),
+                }
+            }
+        }
+        (live, applied) => *live = applied.clone(),
+    }
+}
+
+/// Records an ordinary write (create, update, patch) by `manager` in `new`'s managedFields: the manager's
+/// `Update` entry takes the fields the write set or changed, which leave the other managers' sets; fields the
+/// object no longer has leave every set.
+pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, schema: &PatchSchema) {
+    record_update_subresource(old, new, manager, "", schema);
+}
+
+/// [`record_update`] for a write through a subresource (`scale`, `status`), named in the entry.
+pub fn record_update_subresource(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: &str,
+    schema: &PatchSchema,
+) {
+    let mut entries = old.map(managed_fields).unwrap_or_default();
+    let new_set = field_set(new, schema);
+    let changed = FieldSet {
+        paths: new_set.paths().filter(|p| old.is_none_or(|old| differs(old, new, p, &new_set))).cloned().collect(),
+    };
+    for entry in &mut entries {
+        entry.fields.paths.retain(|p| new_set.contains(p) || value_at(new, p).is_some());
+        if !entry.is(manager, "Update", subresource) {
+            entry.fields.remove_all(&changed);
+        }
+    }
+    if !changed.is_empty() {
+        let api_version = new["apiVersion"].as_str().unwrap_or_default().to_owned();
+        match entries.iter_mut().find(|e| e.is(manager, "Update", subresource)) {
+            Some(entry) => {
+                entry.fields.paths.extend(changed.paths);
+                entry.time = now();
+                entry.api_version = api_version;
+            }
+            None => entries.push(ManagedEntry {
+                manager: manager.to_owned(),
+                operation: "Update".into(),
+                api_version,
+                time: now(),
+                subresource: subresource.to_owned(),
+                fields: changed,
+            }),
+        }
+    }
+    set_managed_fields(new, entries);
+}
+
+/// The current time as RFC 3339 in UTC, to the second.
+fn now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::patch::schema_for_kind;
+
+    fn deployment_schema() -> PatchSchema {
+        schema_for_kind("apps", "v1", "Deployment").unwrap()
+    }
+
+    fn deployment(replicas: i64) -> Value {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "front", "namespace": "web", "labels": {"app": "front", "tier": "web"}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "front"}},
+                "template": {
+                    "metadata": {"labels": {"app": "front"}},
+                    "spec": {"containers": [{"name": "app", "image": "nginx", "ports": [{"containerPort": 80}]}]}
+                }
+            }
+        })
+    }
+
+    fn entry<'a>(object: &'a Value, manager: &str) -> &'a Value {
+        object["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == manager)
+            .unwrap_or_else(|| panic!("no entry for {manager}: {object}"))
+    }
+
+    #[test]
+    fn apply_field_set_of_a_deployment() {
+        let set = field_set(&deployment(2), &deployment_schema());
+        let expected = json!({
+            "f:metadata": {"f:labels": {"f:app": {}, "f:tier": {}}},
+            "f:spec": {
+                "f:replicas": {},
+                "f:selector": {"f:matchLabels": {"f:app": {}}},
+                "f:template": {
+                    "f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {
+                        ".": {},
+                        "f:image": {},
+                        "f:name": {},
+                        "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
+                    }}}
+                }
+            }
+        });
+        assert_eq!(set.to_fields_v1(), expected);
+        assert_eq!(FieldSet::from_fields_v1(&expected), set);
+        let containers = ["f:spec", "f:template", "f:spec", "f:containers", "k:{\"name\":\"app\"}", "f:image"];
+        let path: FieldPath = containers.iter().map(|s| s.to_string()).collect();
+        assert_eq!(path_string(&path), ".spec.template.spec.containers[name=\"app\"].image");
+        assert_eq!(value_at(&deployment(2), &path), Some(&json!("nginx")));
+    }
+
+    #[test]
+    fn apply_creates_with_an_apply_entry() {
+        let created = apply(None, &deployment(2), "kubectl", false, &deployment_schema()).unwrap();
+        let own = entry(&created, "kubectl");
+        assert_eq!(own["operation"], "Apply");
+        assert_eq!(own["apiVersion"], "apps/v1");
+        assert_eq!(own["fieldsType"], "FieldsV1");
+        assert_eq!(own["fieldsV1"]["f:spec"]["f:replicas"], json!({}));
+        assert!(own["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(created["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn apply_conflicts_with_another_managers_replicas_unless_forced() {
+        let schema = deployment_schema();
+        let created = apply(None, &deployment(2), "kubectl", false, &schema).unwrap();
+        let mut scaled = created.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        record_update(Some(&created), &mut scaled, "kubectl-scale", &schema);
+        let scaler = entry(&scaled, "kubectl-scale");
+        assert_eq!(scaler["operation"], "Update");
+        assert_eq!(scaler["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+        assert!(entry(&scaled, "kubectl")["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+
+        let error = apply(Some(&scaled), &deployment(2), "kubectl", false, &schema).unwrap_err();
+        let ApplyError::Conflicts(conflicts) = &error else { panic!("{error:?}") };
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!((conflicts[0].manager.as_str(), conflicts[0].path.as_str()), ("kubectl-scale", ".spec.replicas"));
+        assert_eq!(
+            error.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-scale\" using apps/v1: .spec.replicas"
+        );
+        // The same value is no conflict: the field is shared.
+        let shared = apply(Some(&scaled), &deployment(5), "kubectl", false, &schema).unwrap();
+        assert_eq!(entry(&shared, "kubectl-scale")["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+
+        let forced = apply(Some(&scaled), &deployment(2), "kubectl", true, &schema).unwrap();
+        assert_eq!(forced["spec"]["replicas"], 2);
+        assert_eq!(entry(&forced, "kubectl")["fieldsV1"]["f:spec"]["f:replicas"], json!({}));
+        let managers: Vec<&Value> =
+            forced["metadata"]["managedFields"].as_array().unwrap().iter().map(|e| &e["manager"]).collect();
+        assert_eq!(managers, [&json!("kubectl")], "the scaler's emptied entry is dropped");
+    }
+
+    #[test]
+    fn apply_removes_fields_no_longer_applied() {
+        let schema = deployment_schema();
+        let created = apply(None, &deployment(2), "kubectl", false, &schema).unwrap();
+        let mut without = deployment(2);
+        without["metadata"]["labels"].as_object_mut().unwrap().remove("tier");
+        let applied = apply(Some(&created), &without, "kubectl", false, &schema).unwrap();
+        assert_eq!(applied["metadata"]["labels"], json!({"app": "front"}));
+        assert!(entry(&applied, "kubectl")["fieldsV1"]["f:metadata"]["f:labels"].get("f:tier").is_none());
+
+        // A field another manager also owns stays.
+        let mut labelled = created.clone();
+        labelled["metadata"]["labels"]["tier"] = json!("front");
+        record_update(Some(&created), &mut labelled, "kubectl-label", &schema);
+        let applied = apply(Some(&labelled), &without, "kubectl", true, &schema).unwrap();
+        assert_eq!(applied["metadata"]["labels"]["tier"], "front");
+    }
+
+    #[test]
+    fn apply_merges_containers_by_name() {
+        let schema = deployment_schema();
+        let created = apply(None, &deployment(2), "kubectl", false, &schema).unwrap();
+        let mut edited = created.clone();
+        edited["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "sidecar", "image": "busybox"}));
+        record_update(Some(&created), &mut edited, "kubectl-edit", &schema);
+        let editor = entry(&edited, "kubectl-edit");
+        assert!(editor["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"sidecar\"}"]
+            .is_object());
+
+        let mut next = deployment(2);
+        next["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+        let applied = apply(Some(&edited), &next, "kubectl", false, &schema).unwrap();
+        let containers = &applied["spec"]["template"]["spec"]["containers"];
+        assert_eq!(containers.as_array().unwrap().len(), 2, "{containers}");
+        assert_eq!(containers[0]["image"], "nginx:1.27");
+        assert_eq!(containers[0]["ports"], json!([{"containerPort": 80}]));
+        assert_eq!(containers[1], json!({"name": "sidecar", "image": "busybox"}));
+
+        // Dropping a container this manager alone applied removes it.
+        let mut two = next.clone();
+        two["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "log", "image": "x"}));
+        let with_log = apply(Some(&applied), &two, "kubectl", false, &schema).unwrap();
+        assert_eq!(with_log["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 3);
+        let without_log = apply(Some(&with_log), &next, "kubectl", false, &schema).unwrap();
+        let names: Vec<&Value> = without_log["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["name"])
+            .collect();
+        assert_eq!(names, [&json!("app"), &json!("sidecar")]);
+    }
+
+    #[test]
+    fn apply_record_update_owns_what_a_create_sets() {
+        let schema = deployment_schema();
+        let mut object = deployment(3);
+        record_update(None, &mut object, "kubectl-client-side-apply", &schema);
+        let own = entry(&object, "kubectl-client-side-apply");
+        assert_eq!(own["operation"], "Update");
+        assert_eq!(own["fieldsV1"]["f:spec"]["f:replicas"], json!({}));
+        let error = apply(Some(&object), &deployment(2), "kubectl", false, &schema).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
+        );
+    }
+
+    #[test]
+    fn apply_time_is_rfc3339() {
+        let time = now();
+        assert_eq!(time.len(), 20, "{time}");
+        assert!(time.starts_with("20"), "{time}");
+    }
+}
