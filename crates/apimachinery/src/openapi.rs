@@ -75,12 +75,49 @@ fn references<'a>(value: &'a Value, names: &mut Vec<&'a str>) {
 /// `x-kubernetes-preserve-unknown-fields` subtrees any content. Empty for a kind without a built-in schema
 /// (custom resources), since nothing is known about it.
 pub fn unknown_fields(group: &str, version: &str, kind: &str, object: &Value) -> Vec<String> {
-    let all = schemas();
     let mut unknown = Vec::new();
-    if let Some(schema) = all.values().find(|schema| gvks(schema).any(|gvk| gvk == (group, version, kind))) {
-        collect_unknown(all, schema, object, "", &mut unknown);
+    if let Some(schema) = kind_schema(group, version, kind) {
+        collect_unknown(schemas(), schema, object, &mut Vec::new(), &mut unknown);
     }
     unknown
+}
+
+/// The schema of one kind, found through an index built once (this runs on every write).
+fn kind_schema(group: &str, version: &str, kind: &str) -> Option<&'static Value> {
+    type Index = std::collections::HashMap<(String, String, String), &'static Value>;
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut index = Index::new();
+        for schema in schemas().values() {
+            for (g, v, k) in gvks(schema) {
+                index.entry((g.to_string(), v.to_string(), k.to_string())).or_insert(schema);
+            }
+        }
+        index
+    });
+    index.get(&(group.to_string(), version.to_string(), kind.to_string())).copied()
+}
+
+/// One step of the path to a field: a key, or an index in a list.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `spec.containers[0].image`, made only for the rare field that is unknown.
+fn path_text(steps: &[Step<'_>]) -> String {
+    let mut text = String::new();
+    for step in steps {
+        match step {
+            Step::Key(key) if text.is_empty() => text.push_str(key),
+            Step::Key(key) => {
+                text.push('.');
+                text.push_str(key);
+            }
+            Step::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
 }
 
 /// The schema a property's `$ref` (or upstream-style `allOf: [{$ref}]`) points to, or the property itself.
@@ -92,7 +129,13 @@ fn resolve<'a>(all: &'a Map<String, Value>, schema: &'a Value) -> &'a Value {
     }
 }
 
-fn collect_unknown(all: &Map<String, Value>, schema: &Value, value: &Value, path: &str, unknown: &mut Vec<String>) {
+fn collect_unknown<'a>(
+    all: &Map<String, Value>,
+    schema: &Value,
+    value: &'a Value,
+    path: &mut Vec<Step<'a>>,
+    unknown: &mut Vec<String>,
+) {
     let schema = resolve(all, schema);
     if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
         return;
@@ -102,20 +145,23 @@ fn collect_unknown(all: &Map<String, Value>, schema: &Value, value: &Value, path
             let known = schema["properties"].as_object();
             let values = schema.get("additionalProperties").filter(|values| values.is_object());
             for (key, field) in fields {
-                let field_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                path.push(Step::Key(key));
                 match (known.and_then(|known| known.get(key)), values) {
                     (Some(property), _) | (None, Some(property)) => {
-                        collect_unknown(all, property, field, &field_path, unknown)
+                        collect_unknown(all, property, field, path, unknown)
                     }
-                    (None, None) if known.is_some() => unknown.push(field_path),
+                    (None, None) if known.is_some() => unknown.push(path_text(path)),
                     (None, None) => {}
                 }
+                path.pop();
             }
         }
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
                 for (index, item) in items.iter().enumerate() {
-                    collect_unknown(all, item_schema, item, &format!("{path}[{index}]"), unknown);
+                    path.push(Step::Index(index));
+                    collect_unknown(all, item_schema, item, path, unknown);
+                    path.pop();
                 }
             }
         }

@@ -214,6 +214,9 @@ fn from_store(kv: &KeyValue) -> Result<Value> {
 
 /// The bytes to store: resourceVersion is never stored, it is the revision of the write.
 fn to_store(object: &Value) -> Vec<u8> {
+    if object["metadata"].get("resourceVersion").is_none() {
+        return serde_json::to_vec(object).expect("JSON values serialize");
+    }
     let mut object = object.clone();
     objects::metadata(&mut object).remove("resourceVersion");
     serde_json::to_vec(&object).expect("JSON values serialize")
@@ -436,23 +439,40 @@ fn cacheable_list(request: &RestRequest) -> Result<Option<i64>> {
     }
 }
 
-fn list_response(request: &RestRequest, items: Vec<Value>, metadata: Value) -> Result<Response<Body>> {
-    let response = match request.wanted {
+fn list_response<V: std::borrow::Borrow<Value>>(
+    request: &RestRequest,
+    items: &[V],
+    metadata: Value,
+) -> Result<Response<Body>> {
+    let kind = format!("{}List", request.resource.kind);
+    match request.wanted {
         Wanted::Table => {
             let include = IncludeObject::parse(request.query.get("includeObject")).map_err(Status::bad_request)?;
-            table::table(request.resource, &items, metadata, include)
+            Ok(http::json(StatusCode::OK, &table::table(request.resource, items, metadata, include)))
         }
-        _ => json!({
-            "kind": format!("{}List", request.resource.kind),
-            "apiVersion": request.resource.group_version(),
-            "metadata": metadata,
-            "items": items,
-        }),
-    };
-    Ok(match request.wanted {
-        Wanted::Yaml => object_response(request, StatusCode::OK, &response),
-        _ => http::json(StatusCode::OK, &response),
-    })
+        Wanted::Yaml => {
+            let items: Vec<&Value> = items.iter().map(|i| i.borrow()).collect();
+            let list = json!({"kind": kind, "apiVersion": request.resource.group_version(), "metadata": metadata, "items": items});
+            Ok(object_response(request, StatusCode::OK, &list))
+        }
+        Wanted::Json => {
+            // Written piece by piece: the items are serialized where they are, never copied into one big value.
+            let mut body = serde_json::to_vec(
+                &json!({"kind": kind, "apiVersion": request.resource.group_version(), "metadata": metadata}),
+            )
+            .expect("JSON values serialize");
+            body.pop(); // the closing brace
+            body.extend_from_slice(b",\"items\":[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                serde_json::to_writer(&mut body, item.borrow()).expect("JSON values serialize");
+            }
+            body.extend_from_slice(b"]}");
+            Ok(http::respond(StatusCode::OK, "application/json", body))
+        }
+    }
 }
 
 async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
@@ -464,8 +484,8 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
         }
         let prefix = objects::prefix(request.resource, request.namespace.as_deref());
         let (objects, revision) = cache.snapshot(&prefix);
-        let items: Vec<Value> = objects.iter().filter(|o| filter.matches(o)).map(|o| (**o).clone()).collect();
-        return list_response(request, items, json!({"resourceVersion": revision.to_string()}));
+        let items: Vec<&Value> = objects.iter().map(|o| &**o).filter(|o| filter.matches(o)).collect();
+        return list_response(request, &items, json!({"resourceVersion": revision.to_string()}));
     }
     let limit = request.query.number("limit")?.unwrap_or(0) as usize;
     let prefix = objects::prefix(request.resource, request.namespace.as_deref());
@@ -500,7 +520,7 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
             metadata["remainingItemCount"] = json!(page.count - page.kvs.len() as u64);
         }
     }
-    list_response(request, items, metadata)
+    list_response(request, &items, metadata)
 }
 
 /// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
@@ -761,6 +781,8 @@ fn spec_part(object: &Value) -> Value {
 /// The object that replaces `old` when a client writes `new`: system metadata kept, the status/spec split
 /// honoured, generation bumped on spec changes.
 fn merge_update(request: &RestRequest, old: &Value, mut new: Value) -> Value {
+    // The client's resourceVersion was a precondition, checked already; the write's revision replaces it.
+    objects::metadata(&mut new).remove("resourceVersion");
     let resource = request.resource;
     let has_status = resource.subresource("status").is_some();
     let writing_status = request.subresource.as_deref() == Some("status");
@@ -872,6 +894,15 @@ async fn write_update(
 /// How many times a patch is re-applied when the object changes under it.
 const PATCH_RETRIES: usize = 5;
 
+/// A JSON patch applied to a copy of `current`. Without rollback (`patch_unsafe`): the copy is dropped when the patch
+/// fails, and json-patch 4's rollback panics when it cannot undo (a `move` to an invalid path has already removed
+/// its source, so undoing an earlier operation under it fails).
+fn apply_json_patch(current: &Value, patch: &json_patch::Patch) -> std::result::Result<Value, json_patch::PatchError> {
+    let mut patched = current.clone();
+    json_patch::patch_unsafe(&mut patched, patch)?;
+    Ok(patched)
+}
+
 fn apply_patch(request: &RestRequest, current: &Value, body: &[u8]) -> Result<Value> {
     let content_type = request.content_type.as_deref();
     let media = content_type.unwrap_or_default().split(';').next().unwrap_or("").trim();
@@ -890,9 +921,7 @@ fn apply_patch(request: &RestRequest, current: &Value, body: &[u8]) -> Result<Va
         "application/json-patch+json" => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| Status::bad_request(format!("error decoding the JSON patch: {e}")))?;
-            let mut patched = current.clone();
-            json_patch::patch(&mut patched, &patch).map_err(|e| invalid(&e))?;
-            Ok(patched)
+            apply_json_patch(current, &patch).map_err(|e| invalid(&e))
         }
         "application/strategic-merge-patch+json" => {
             // Scale is the object being patched on /scale, whatever the parent resource.
@@ -1546,5 +1575,25 @@ fn store_event_line(context: &WatchContext, event: &storage::Event) -> Option<By
             let change = if previous.is_some() { Change::Modified } else { Change::Added };
             context.line(change, &object, previous.as_ref())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_patch_whose_move_fails_after_other_operations_is_refused() {
+        // Found by fuzzing: json_patch::patch panicked undoing the `add` under the subtree the failed `move` removed.
+        let current = json!({"spec": {"x": [1, 2]}});
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "add", "path": "/spec/x/0", "value": 0},
+            {"op": "move", "from": "/spec", "path": "/missing/y"}
+        ]))
+        .unwrap();
+        assert!(apply_json_patch(&current, &patch).is_err());
+        let patch: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "move", "from": "/spec/x", "path": "/spec/y"}])).unwrap();
+        assert_eq!(apply_json_patch(&current, &patch).unwrap(), json!({"spec": {"y": [1, 2]}}));
     }
 }

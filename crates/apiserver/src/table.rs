@@ -1392,7 +1392,12 @@ fn row_object(object: &Value, include: IncludeObject) -> Value {
 }
 
 /// A Table of `objects`, with the list's metadata (resourceVersion, continue, remainingItemCount).
-pub fn table(resource: &Resource, objects: &[Value], list_metadata: Value, include: IncludeObject) -> Value {
+pub fn table<V: std::borrow::Borrow<Value>>(
+    resource: &Resource,
+    objects: &[V],
+    list_metadata: Value,
+    include: IncludeObject,
+) -> Value {
     let now = SystemTime::now();
     let (columns, cells) = printer(resource);
     let definitions: Vec<Value> = columns
@@ -1410,6 +1415,7 @@ pub fn table(resource: &Resource, objects: &[Value], list_metadata: Value, inclu
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
+            let object = object.borrow();
             let mut row = json!({"cells": cells(object, now)});
             if let Some(conditions) = row_conditions(resource, object) {
                 row["conditions"] = conditions;
@@ -1470,7 +1476,7 @@ mod tests {
     }
 
     fn column_types(group: &str, name: &str) -> Vec<String> {
-        let table = table(resource(group, name), &[], json!({}), IncludeObject::None);
+        let table = table::<Value>(resource(group, name), &[], json!({}), IncludeObject::None);
         table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap().into()).collect()
     }
 
@@ -2181,7 +2187,7 @@ mod tests {
         ];
         assert_columns("", "events", &expected);
         assert_columns("events.k8s.io", "events", &expected);
-        let table = table(resource("", "events"), &[], json!({}), IncludeObject::None);
+        let table = table::<Value>(resource("", "events"), &[], json!({}), IncludeObject::None);
         assert_eq!(table["columnDefinitions"][9]["format"], "name");
         assert_eq!(table["columnDefinitions"][0]["format"], "");
 
