@@ -6,7 +6,7 @@ Prints the status code on the first line, then the body; a watch's events come o
 import base64, http.client, os, ssl, sys, tempfile
 
 
-def connect(target):
+def connect(target, tmp):
     if target.startswith("--anonymous="):
         ca, port = target.split("=", 1)[1].rsplit(":", 1)
         ctx = ssl.create_default_context(cafile=ca)
@@ -18,7 +18,6 @@ def connect(target):
         fields[key] = value
     server = fields["server"]
     host, port = server.split("//")[1].rsplit(":", 1)
-    tmp = tempfile.mkdtemp(prefix="k8rs-client-")
     paths = {}
     for name in ["certificate-authority-data", "client-certificate-data", "client-key-data"]:
         paths[name] = os.path.join(tmp, name)
@@ -33,7 +32,12 @@ def main():
     target, method, path = sys.argv[1:4]
     body = sys.argv[4].encode() if len(sys.argv) > 4 else None
     content_type = sys.argv[5] if len(sys.argv) > 5 else "application/json"
-    conn = connect(target)
+    # The credentials are written out for the ssl module only for the life of this request.
+    with tempfile.TemporaryDirectory(prefix="k8rs-client-") as tmp:
+        request(connect(target, tmp), method, path, body, content_type)
+
+
+def request(conn, method, path, body, content_type):
     headers = {"Content-Type": content_type} if body else {}
     conn.request(method, path, body=body, headers=headers)
     response = conn.getresponse()
