@@ -75,11 +75,55 @@ fn references<'a>(value: &'a Value, names: &mut Vec<&'a str>) {
 /// `x-kubernetes-preserve-unknown-fields` subtrees any content. Empty for a kind without a built-in schema
 /// (custom resources), since nothing is known about it.
 pub fn unknown_fields(group: &str, version: &str, kind: &str, object: &Value) -> Vec<String> {
-    let mut unknown = Vec::new();
+    check(group, version, kind, object).unknown
+}
+
+/// What the schema of an object's kind finds wrong with it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// Fields the schema does not know (see [`unknown_fields`]).
+    pub unknown: Vec<String>,
+    /// Values of the wrong JSON type, as `metadata.labels.app: expected string, got number` (upstream's decoding
+    /// refuses these outright).
+    pub wrong_types: Vec<String>,
+}
+
+/// Checks an object against the schema of its kind: unknown fields and values of the wrong type. Nothing is
+/// found for a kind without a built-in schema.
+pub fn check(group: &str, version: &str, kind: &str, object: &Value) -> Findings {
+    let mut findings = Findings::default();
     if let Some(schema) = kind_schema(group, version, kind) {
-        collect_unknown(schemas(), schema, object, &mut Vec::new(), &mut unknown);
+        collect_unknown(schemas(), schema, object, &mut Vec::new(), &mut findings);
     }
-    unknown
+    findings
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Whether `value` has the JSON type the schema asks for (null stands for an unset field, as Go decodes it).
+fn type_matches(schema: &Value, value: &Value) -> bool {
+    let actual = json_type(value);
+    if actual == "null" {
+        return true;
+    }
+    if schema["x-kubernetes-int-or-string"] == Value::Bool(true) {
+        return matches!(actual, "integer" | "string");
+    }
+    match schema["type"].as_str() {
+        None => true,
+        Some("number") => matches!(actual, "integer" | "number"),
+        Some(expected) => expected == actual,
+    }
 }
 
 /// The schema of one kind, found through an index built once (this runs on every write).
@@ -134,10 +178,19 @@ fn collect_unknown<'a>(
     schema: &Value,
     value: &'a Value,
     path: &mut Vec<Step<'a>>,
-    unknown: &mut Vec<String>,
+    findings: &mut Findings,
 ) {
     let schema = resolve(all, schema);
     if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
+        return;
+    }
+    if !type_matches(schema, value) {
+        let expected = if schema["x-kubernetes-int-or-string"] == Value::Bool(true) {
+            "integer or string"
+        } else {
+            schema["type"].as_str().unwrap_or("object")
+        };
+        findings.wrong_types.push(format!("{}: expected {expected}, got {}", path_text(path), json_type(value)));
         return;
     }
     match value {
@@ -148,9 +201,9 @@ fn collect_unknown<'a>(
                 path.push(Step::Key(key));
                 match (known.and_then(|known| known.get(key)), values) {
                     (Some(property), _) | (None, Some(property)) => {
-                        collect_unknown(all, property, field, path, unknown)
+                        collect_unknown(all, property, field, path, findings)
                     }
-                    (None, None) if known.is_some() => unknown.push(path_text(path)),
+                    (None, None) if known.is_some() => findings.unknown.push(path_text(path)),
                     (None, None) => {}
                 }
                 path.pop();
@@ -160,12 +213,40 @@ fn collect_unknown<'a>(
             if let Some(item_schema) = schema.get("items") {
                 for (index, item) in items.iter().enumerate() {
                     path.push(Step::Index(index));
-                    collect_unknown(all, item_schema, item, path, unknown);
+                    collect_unknown(all, item_schema, item, path, findings);
                     path.pop();
                 }
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod type_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_of_the_wrong_type_are_found() {
+        let pod = json!({
+            "metadata": {"name": "p", "labels": {"app": 1}},
+            "spec": {"containers": [{"name": "a", "image": "b", "ports": [7], "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}],
+                     "terminationGracePeriodSeconds": "30", "nodeName": null},
+        });
+        let findings = check("", "v1", "Pod", &pod);
+        assert_eq!(
+            findings.wrong_types,
+            [
+                "metadata.labels.app: expected string, got integer",
+                "spec.containers[0].ports[0]: expected object, got integer",
+                "spec.terminationGracePeriodSeconds: expected integer, got string",
+            ]
+        );
+        // Quantities and int-or-string fields take either form; null is an unset field.
+        let service =
+            json!({"spec": {"ports": [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 8081}]}});
+        assert_eq!(check("", "v1", "Service", &service), Findings::default());
     }
 }
 

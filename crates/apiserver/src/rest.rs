@@ -286,7 +286,16 @@ fn field_validation(request: &RestRequest, object: &mut Value) -> Result<Vec<Str
         )));
     }
     let resource = request.resource;
-    let unknown = apimachinery::openapi::unknown_fields(resource.group, resource.version, resource.kind, object);
+    let findings = apimachinery::openapi::check(resource.group, resource.version, resource.kind, object);
+    if !findings.wrong_types.is_empty() {
+        // Upstream cannot even decode such a body into its types, whatever fieldValidation says.
+        return Err(Status::bad_request(format!(
+            "the {} is not valid: {}",
+            resource.kind,
+            findings.wrong_types.join("; ")
+        )));
+    }
+    let unknown = findings.unknown;
     let messages: Vec<String> = unknown.iter().map(|path| format!("unknown field {path:?}")).collect();
     if mode == "Strict" && !messages.is_empty() {
         return Err(Status::bad_request(format!("strict decoding error: {}", messages.join(", "))));

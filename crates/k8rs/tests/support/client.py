@@ -1,6 +1,6 @@
 """A minimal HTTPS client for the tests: speaks to a k8rs server as a kubeconfig's user, or anonymously.
 
-usage: client.py KUBECONFIG|--anonymous=CA:PORT METHOD PATH [BODY [CONTENT-TYPE]]
+usage: client.py KUBECONFIG|--anonymous=CA:PORT METHOD PATH [BODY|@FILE [CONTENT-TYPE]]
 Prints the status code on the first line, then the body; a watch's events come one per line as they arrive.
 """
 import base64, http.client, os, ssl, sys, tempfile
@@ -31,6 +31,8 @@ def connect(target, tmp):
 def main():
     target, method, path = sys.argv[1:4]
     body = sys.argv[4].encode() if len(sys.argv) > 4 else None
+    if body and body.startswith(b"@"):
+        body = open(body[1:], "rb").read()
     content_type = sys.argv[5] if len(sys.argv) > 5 else "application/json"
     # The credentials are written out for the ssl module only for the life of this request.
     with tempfile.TemporaryDirectory(prefix="k8rs-client-") as tmp:
