@@ -862,16 +862,48 @@ async fn update(
             return Err(Status::modified(request.target(&name)));
         }
     }
-    let updated = updated_object(request, &current, object)?;
+    let mut updated = updated_object(request, &current, object)?;
     if request.dry_run() {
         return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
     }
-    let revision = write_update(state, request, &kv, &updated).await.map_err(|e| match e {
-        StoreError::Conflict { .. } => Status::modified(request.target(&name)),
-        StoreError::NotFound { .. } => Status::not_found(request.target(&name)),
-        other => store_error(other),
+    let revision = write_service_aware(state, request, &kv, &current, &mut updated).await.map_err(|e| match e {
+        WriteError::Store(StoreError::Conflict { .. }) => Status::modified(request.target(&name)),
+        WriteError::Store(StoreError::NotFound { .. }) => Status::not_found(request.target(&name)),
+        WriteError::Store(other) => store_error(other),
+        WriteError::Refused(status) => status,
     })?;
     Ok(object_response(request, StatusCode::OK, &with_revision(updated, revision)))
+}
+
+/// Why an update was not written: the store refused it, or a Service's node ports could not be claimed.
+enum WriteError {
+    Store(StoreError),
+    Refused(Status),
+}
+
+/// `write_update`, with a Service's node ports following its ports and type: new ones claimed before the write,
+/// dropped ones released after it (and the new claims released if the write fails).
+async fn write_service_aware(
+    state: &State,
+    request: &RestRequest,
+    kv: &KeyValue,
+    current: &Value,
+    updated: &mut Value,
+) -> std::result::Result<i64, WriteError> {
+    if !is_services(request.resource) || request.subresource.is_some() {
+        return write_update(state, request, kv, updated).await.map_err(WriteError::Store);
+    }
+    let claimed = services::claim_node_ports(state, current, updated, &kv.key).await.map_err(WriteError::Refused)?;
+    match write_update(state, request, kv, updated).await {
+        Ok(revision) => {
+            services::release_dropped(state, current, updated).await;
+            Ok(revision)
+        }
+        Err(error) => {
+            claimed.release(state).await;
+            Err(WriteError::Store(error))
+        }
+    }
 }
 
 /// Whether a deleted object has nothing left holding it: no finalizers (for a namespace, none in its spec
@@ -1004,16 +1036,19 @@ async fn patch(
         if precondition.as_deref().is_some_and(|rv| rv != kv.mod_revision.to_string()) {
             return Err(Status::modified(request.target(&name)));
         }
-        let updated = updated_object(request, &current, patched)?;
+        let mut updated = updated_object(request, &current, patched)?;
         if request.dry_run() {
             return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
         }
-        match write_update(state, request, &kv, &updated).await {
+        match write_service_aware(state, request, &kv, &current, &mut updated).await {
             Ok(revision) => return Ok(object_response(request, StatusCode::OK, &with_revision(updated, revision))),
-            Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
-            Err(StoreError::Conflict { .. }) => return Err(Status::modified(request.target(&name))),
-            Err(StoreError::NotFound { .. }) => return Err(Status::not_found(request.target(&name))),
-            Err(other) => return Err(store_error(other)),
+            Err(WriteError::Store(StoreError::Conflict { .. })) if precondition.is_none() => continue,
+            Err(WriteError::Store(StoreError::Conflict { .. })) => return Err(Status::modified(request.target(&name))),
+            Err(WriteError::Store(StoreError::NotFound { .. })) => {
+                return Err(Status::not_found(request.target(&name)))
+            }
+            Err(WriteError::Store(other)) => return Err(store_error(other)),
+            Err(WriteError::Refused(status)) => return Err(status),
         }
     }
     Err(Status::modified(request.target(&name)))

@@ -313,15 +313,83 @@ pub fn keep_allocations(old: &Value, new: &mut Value) -> Result<(), Status> {
         Some(_) => new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone(),
     }
     let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
-    for port in new["spec"]["ports"].as_array_mut().into_iter().flatten() {
-        if port["nodePort"].as_u64().unwrap_or(0) == 0 {
+    let wants_node_ports = matches!(new["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer"));
+    for port in new["spec"]["ports"].as_array_mut().into_iter().flatten().filter_map(Value::as_object_mut) {
+        if !wants_node_ports {
+            // A ClusterIP Service has no node ports; the old ones are released after the write.
+            port.remove("nodePort");
+        } else if port.get("nodePort").and_then(Value::as_u64).unwrap_or(0) == 0 {
             let same = old_ports.iter().find(|p| p["port"] == port["port"] && p["protocol"] == port["protocol"]);
             if let Some(node_port) = same.and_then(|p| p.get("nodePort")) {
-                port["nodePort"] = node_port.clone();
+                port.insert("nodePort".into(), node_port.clone());
             }
         }
     }
     Ok(())
+}
+
+/// On update of a NodePort or LoadBalancer Service: claims a node port for each port that has none and each
+/// requested one the old Service did not hold. The caller writes, then releases what the old Service held and
+/// the new one does not ([`release_dropped`]), or on failure releases what this claimed.
+pub async fn claim_node_ports(state: &State, old: &Value, new: &mut Value, owner: &str) -> Result<Allocation, Status> {
+    let mut allocation = Allocation::default();
+    if !matches!(new["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+        return Ok(allocation);
+    }
+    let held = held(old).keys;
+    let ports = new["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    let mut claimed = Vec::with_capacity(ports.len());
+    for (i, mut port) in ports.into_iter().enumerate() {
+        let result = match port["nodePort"].as_u64().unwrap_or(0) {
+            0 => {
+                let key = |n: u32| format!("{PORT_PREFIX}{n}");
+                match claim(state, PORT_PREFIX, key, *NODE_PORTS.start()..NODE_PORTS.end() + 1, owner).await {
+                    Ok(Some(n)) => {
+                        allocation.keys.push(format!("{PORT_PREFIX}{n}"));
+                        port["nodePort"] = json!(n);
+                        Ok(())
+                    }
+                    Ok(None) => Err(Status::service_unavailable("failed to allocate a nodePort: range is full")),
+                    Err(status) => Err(status),
+                }
+            }
+            wanted if held.contains(&format!("{PORT_PREFIX}{wanted}")) => Ok(()),
+            wanted => {
+                let field = format!("spec.ports[{i}].nodePort");
+                let key = format!("{PORT_PREFIX}{wanted}");
+                if !NODE_PORTS.contains(&(wanted as u32)) {
+                    Err(invalid(new, &field, format!("Invalid value: {wanted}: provided port is not in the valid range. The range of valid ports is 30000-32767")))
+                } else {
+                    match claim_exact(state, key.clone(), owner).await {
+                        Ok(true) => {
+                            allocation.keys.push(key);
+                            Ok(())
+                        }
+                        Ok(false) => Err(invalid(
+                            new,
+                            &field,
+                            format!("Invalid value: {wanted}: provided port is already allocated"),
+                        )),
+                        Err(status) => Err(status),
+                    }
+                }
+            }
+        };
+        if let Err(status) = result {
+            allocation.release(state).await;
+            return Err(status);
+        }
+        claimed.push(port);
+    }
+    new["spec"]["ports"] = json!(claimed);
+    Ok(allocation)
+}
+
+/// After an update is written: releases what the old Service held and the new one does not.
+pub async fn release_dropped(state: &State, old: &Value, new: &Value) {
+    let kept = held(new).keys;
+    let dropped = held(old).keys.into_iter().filter(|key| !kept.contains(key)).collect();
+    Allocation { keys: dropped }.release(state).await;
 }
 
 #[cfg(test)]

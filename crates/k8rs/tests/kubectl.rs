@@ -658,3 +658,34 @@ fn server_side_apply_tracks_managed_fields_and_conflicts() {
     assert!(!labels.contains("tier"), "{labels}");
     assert_eq!(get("cm", "site", "jsonpath={.data.index}"), "hello");
 }
+
+#[test]
+fn service_updates_claim_and_release_node_ports() {
+    let server = server();
+    ok(server.kubectl(JSON_KUBECTL, &["create", "service", "nodeport", "web", "--tcp=80:8080", "--node-port=30080"]));
+    // A port added by an update gets a node port of its own.
+    let added = r#"{"spec":{"ports":[{"name":"80-8080","port":80,"targetPort":8080,"nodePort":30080},{"name":"https","port":443}]}}"#;
+    ok(server.kubectl(None, &["patch", "svc", "web", "--type=merge", "-p", added]));
+    let path = "jsonpath={.spec.ports[*].nodePort}";
+    let ports = ok(server.kubectl(None, &["get", "svc", "web", "-o", path]));
+    let ports: Vec<u32> = ports.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert_eq!(ports[0], 30080);
+    assert!((30000..=32767).contains(&ports[1]) && ports[1] != 30080, "{ports:?}");
+    // Becoming a ClusterIP Service gives the node ports back: another Service can take 30080 now.
+    ok(server.kubectl(None, &["patch", "svc", "web", "--type=merge", "-p", r#"{"spec":{"type":"ClusterIP"}}"#]));
+    assert_eq!(ok(server.kubectl(None, &["get", "svc", "web", "-o", path])).trim(), "");
+    ok(server.kubectl(JSON_KUBECTL, &["create", "service", "nodeport", "other", "--tcp=80:8080", "--node-port=30080"]));
+    let taken = fails(server.kubectl(
+        None,
+        &[
+            "patch",
+            "svc",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"type":"NodePort","ports":[{"name":"80-8080","port":80,"targetPort":8080,"nodePort":30080}]}}"#,
+        ],
+    ));
+    assert!(taken.contains("provided port is already allocated"), "{taken}");
+}
