@@ -4,6 +4,7 @@
 //! Pure data and functions: no I/O, no HTTP, no storage. The API server and every client-side component build on it.
 
 pub mod apply;
+pub mod conversion;
 pub mod defaults;
 pub mod openapi;
 pub mod patch;

@@ -212,8 +212,38 @@ fn from_store(kv: &KeyValue) -> Result<Value> {
     Ok(object)
 }
 
-/// The bytes to store: resourceVersion is never stored, it is the revision of the write.
-fn to_store(object: &Value) -> Vec<u8> {
+/// Whether objects of the request's resource are stored in another version than the request's.
+fn converts(request: &RestRequest) -> Option<&'static str> {
+    let resource = request.resource;
+    apimachinery::conversion::storage_version(resource.group, resource.name).filter(|v| *v != resource.version)
+}
+
+/// A stored object as the request's version shows it.
+fn to_request_version<'a>(request: &RestRequest, object: &'a Value) -> std::borrow::Cow<'a, Value> {
+    match converts(request) {
+        Some(_) => std::borrow::Cow::Owned(apimachinery::conversion::convert(
+            request.resource.group,
+            object,
+            request.resource.version,
+        )),
+        None => std::borrow::Cow::Borrowed(object),
+    }
+}
+
+/// An object of the request's version as it is stored.
+fn to_storage_version<'a>(request: &RestRequest, object: &'a Value) -> std::borrow::Cow<'a, Value> {
+    match converts(request) {
+        Some(storage) => {
+            std::borrow::Cow::Owned(apimachinery::conversion::convert(request.resource.group, object, storage))
+        }
+        None => std::borrow::Cow::Borrowed(object),
+    }
+}
+
+/// The bytes to store, in the storage version: resourceVersion is never stored, it is the revision of the write.
+fn to_store(request: &RestRequest, object: &Value) -> Vec<u8> {
+    let object = to_storage_version(request, object);
+    let object = object.as_ref();
     if object["metadata"].get("resourceVersion").is_none() {
         return serde_json::to_vec(object).expect("JSON values serialize");
     }
@@ -358,7 +388,7 @@ async fn read_current(state: &State, request: &RestRequest, name: &str) -> Resul
         .map_err(store_error)?
         .ok_or_else(|| Status::not_found(request.target(name)))?;
     let object = from_store(&kv)?;
-    Ok((kv, object))
+    Ok((kv, to_request_version(request, &object).into_owned()))
 }
 
 async fn get(state: &State, request: &RestRequest) -> Result<Response<Body>> {
@@ -493,8 +523,14 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
         }
         let prefix = objects::prefix(request.resource, request.namespace.as_deref());
         let (objects, revision) = cache.snapshot(&prefix);
+        let metadata = json!({"resourceVersion": revision.to_string()});
+        if converts(request).is_some() {
+            let converted: Vec<Value> = objects.iter().map(|o| to_request_version(request, o).into_owned()).collect();
+            let items: Vec<&Value> = converted.iter().filter(|o| filter.matches(o)).collect();
+            return list_response(request, &items, metadata);
+        }
         let items: Vec<&Value> = objects.iter().map(|o| &**o).filter(|o| filter.matches(o)).collect();
-        return list_response(request, &items, json!({"resourceVersion": revision.to_string()}));
+        return list_response(request, &items, metadata);
     }
     let limit = request.query.number("limit")?.unwrap_or(0) as usize;
     let prefix = objects::prefix(request.resource, request.namespace.as_deref());
@@ -518,6 +554,7 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
     let mut items = Vec::with_capacity(page.kvs.len());
     for kv in &page.kvs {
         let object = from_store(kv)?;
+        let object = to_request_version(request, &object).into_owned();
         if filter.matches(&object) {
             items.push(object);
         }
@@ -724,7 +761,7 @@ async fn create_object(
         return Ok(object_response(request, StatusCode::CREATED, &object));
     }
     let allocation = if is_service { Some(services::allocate(state, &mut object, &key).await?) } else { None };
-    let created = state.store.create(&key, to_store(&object)).await;
+    let created = state.store.create(&key, to_store(request, &object)).await;
     if created.is_err() {
         if let Some(allocation) = allocation {
             allocation.release(state).await;
@@ -929,7 +966,7 @@ async fn write_update(
         after_delete(state, request.resource, updated).await;
         return Ok(revision);
     }
-    state.store.update(&current.key, to_store(updated), current.mod_revision).await
+    state.store.update(&current.key, to_store(request, updated), current.mod_revision).await
 }
 
 /// How many times a patch is re-applied when the object changes under it.
@@ -1133,10 +1170,11 @@ async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
         if request.dry_run() {
             return Ok(object_response(request, StatusCode::OK, &marked));
         }
-        let revision = state.store.update(&kv.key, to_store(&marked), kv.mod_revision).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => Status::modified(request.target(&name)),
-            other => store_error(other),
-        })?;
+        let revision =
+            state.store.update(&kv.key, to_store(request, &marked), kv.mod_revision).await.map_err(|e| match e {
+                StoreError::Conflict { .. } => Status::modified(request.target(&name)),
+                other => store_error(other),
+            })?;
         return Ok(object_response(request, StatusCode::OK, &with_revision(marked, revision)));
     }
     if request.dry_run() {
@@ -1209,7 +1247,7 @@ async fn bind(state: &State, request: &RestRequest, body: &[u8]) -> Result<Respo
         if request.dry_run() {
             break;
         }
-        match state.store.update(&key, to_store(&pod), kv.mod_revision).await {
+        match state.store.update(&key, to_store(request, &pod), kv.mod_revision).await {
             Ok(_) => break,
             Err(StoreError::Conflict { .. }) => continue,
             Err(other) => return Err(store_error(other)),
@@ -1338,7 +1376,7 @@ async fn delete_collection(state: &State, request: &RestRequest) -> Result<Respo
     let page = state.store.range(RangeRequest { prefix, ..Default::default() }).await.map_err(store_error)?;
     let mut deleted = Vec::new();
     for kv in &page.kvs {
-        let object = from_store(kv)?;
+        let object = to_request_version(request, &from_store(kv)?).into_owned();
         if !filter.matches(&object) {
             continue;
         }
@@ -1352,7 +1390,7 @@ async fn delete_collection(state: &State, request: &RestRequest) -> Result<Respo
             objects::metadata(&mut marked)
                 .entry("deletionTimestamp")
                 .or_insert_with(|| json!(objects::timestamp(SystemTime::now())));
-            state.store.update(&kv.key, to_store(&marked), kv.mod_revision).await.map(|_| marked)
+            state.store.update(&kv.key, to_store(request, &marked), kv.mod_revision).await.map(|_| marked)
         } else {
             match state.store.delete(&kv.key, Some(kv.mod_revision)).await {
                 Ok(_) => {
@@ -1424,6 +1462,10 @@ impl WatchContext {
 
     /// A change as a watch event, seen through the selectors: objects entering them are ADDED, leaving them DELETED.
     fn line(&self, change: Change, object: &Value, previous: Option<&Value>) -> Option<Bytes> {
+        let object = to_request_version(&self.request, object);
+        let object = object.as_ref();
+        let previous = previous.map(|p| to_request_version(&self.request, p));
+        let previous = previous.as_deref();
         let was = previous.is_some_and(|o| self.filter.matches(o));
         let kind = match change {
             Change::Deleted => was.then_some("DELETED")?,

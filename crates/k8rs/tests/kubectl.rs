@@ -689,3 +689,43 @@ fn service_updates_claim_and_release_node_ports() {
     ));
     assert!(taken.contains("provided port is already allocated"), "{taken}");
 }
+
+/// HorizontalPodAutoscalers are stored as autoscaling/v2; autoscaling/v1 clients see and write them converted.
+#[test]
+fn autoscalers_are_served_in_both_versions() {
+    let server = server();
+    ok(server.kubectl_stdin(JSON_KUBECTL, &["apply", "-f", "-"], MANIFEST));
+    // kubectl 1.31 creates an autoscaling/v1 object.
+    ok(server.kubectl(
+        JSON_KUBECTL,
+        &["-n", "web", "autoscale", "deployment", "front", "--min=2", "--max=6", "--cpu-percent=70"],
+    ));
+    let v2 =
+        ok(server
+            .kubectl(None, &["get", "--raw", "/apis/autoscaling/v2/namespaces/web/horizontalpodautoscalers/front"]));
+    let v2: serde_json::Value = serde_json::from_str(&v2).unwrap();
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+    let v1 =
+        ok(server
+            .kubectl(None, &["get", "--raw", "/apis/autoscaling/v1/namespaces/web/horizontalpodautoscalers/front"]));
+    let v1: serde_json::Value = serde_json::from_str(&v1).unwrap();
+    assert_eq!(
+        (v1["apiVersion"].as_str(), v1["spec"]["targetCPUUtilizationPercentage"].as_i64()),
+        (Some("autoscaling/v1"), Some(70))
+    );
+    // A v1 patch lands in the stored v2 object.
+    let patch = r#"{"spec":{"targetCPUUtilizationPercentage":50}}"#;
+    ok(server.kubectl(
+        None,
+        &["-n", "web", "patch", "horizontalpodautoscalers.v1.autoscaling", "front", "--type=merge", "-p", patch],
+    ));
+    let v2 =
+        ok(server
+            .kubectl(None, &["get", "--raw", "/apis/autoscaling/v2/namespaces/web/horizontalpodautoscalers/front"]));
+    let v2: serde_json::Value = serde_json::from_str(&v2).unwrap();
+    assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 50);
+    assert_eq!(v2["spec"]["minReplicas"], 2);
+    let table = ok(server.kubectl(None, &["-n", "web", "get", "hpa", "front"]));
+    assert!(table.contains("front") && table.contains("Deployment/front"), "{table}");
+}
