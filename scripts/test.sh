@@ -4,18 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(etcd-server protobuf-compiler python3)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "Installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # Debian's etcd-server starts a system etcd on install where an init system runs; the tests use their own.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+./scripts/install-packages.sh etcd-server protobuf-compiler python3
 
 # The kubectl tests need the real kubectl and its versioned binaries (kubectl.1.27 … kubectl.1.33), which the
 # machine image ships (Google Cloud SDK packaging); no Debian package provides them.
