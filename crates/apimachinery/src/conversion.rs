@@ -42,40 +42,40 @@ fn copy(from: &Value, to: &mut Map<String, Value>, fields: &[&str]) {
 }
 
 fn hpa_v2_to_v1(object: &Value) -> Value {
-    let mut converted = object.clone();
-    converted["apiVersion"] = json!("autoscaling/v1");
-    let mut spec = Map::new();
-    copy(&object["spec"], &mut spec, &["scaleTargetRef", "minReplicas", "maxReplicas"]);
-    if let Some(target) = cpu_utilization(&object["spec"]["metrics"], "target") {
-        spec.insert("targetCPUUtilizationPercentage".into(), target);
-    }
-    converted["spec"] = Value::Object(spec);
-    if object.get("status").is_some_and(Value::is_object) {
-        let mut status = Map::new();
-        copy(
-            &object["status"],
-            &mut status,
-            &["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"],
-        );
-        if let Some(current) = cpu_utilization(&object["status"]["currentMetrics"], "current") {
-            status.insert("currentCPUUtilizationPercentage".into(), current);
-        }
-        converted["status"] = Value::Object(status);
-    }
-    converted
+    let target =
+        cpu_utilization(&object["spec"]["metrics"], "target").map(|target| ("targetCPUUtilizationPercentage", target));
+    let current = cpu_utilization(&object["status"]["currentMetrics"], "current")
+        .map(|current| ("currentCPUUtilizationPercentage", current));
+    convert_hpa(object, "autoscaling/v1", target, current)
 }
 
 fn hpa_v1_to_v2(object: &Value) -> Value {
+    let field = |part: &str, name: &str| object[part].get(name).filter(|v| !v.is_null()).cloned();
+    let target = field("spec", "targetCPUUtilizationPercentage").map(|target| {
+        let metric = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}});
+        ("metrics", json!([metric]))
+    });
+    let current = field("status", "currentCPUUtilizationPercentage").map(|current| {
+        let metric =
+            json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": current}}});
+        ("currentMetrics", json!([metric]))
+    });
+    convert_hpa(object, "autoscaling/v2", target, current)
+}
+
+/// An HPA in another version: the fields both versions share, plus the CPU target and current utilization as
+/// the target version spells them.
+fn convert_hpa(
+    object: &Value,
+    api_version: &str,
+    cpu_target: Option<(&str, Value)>,
+    cpu_current: Option<(&str, Value)>,
+) -> Value {
     let mut converted = object.clone();
-    converted["apiVersion"] = json!("autoscaling/v2");
+    converted["apiVersion"] = json!(api_version);
     let mut spec = Map::new();
     copy(&object["spec"], &mut spec, &["scaleTargetRef", "minReplicas", "maxReplicas"]);
-    if let Some(target) = object["spec"].get("targetCPUUtilizationPercentage").filter(|v| !v.is_null()) {
-        spec.insert(
-            "metrics".into(),
-            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}}]),
-        );
-    }
+    spec.extend(cpu_target.map(|(name, value)| (name.to_string(), value)));
     converted["spec"] = Value::Object(spec);
     if object.get("status").is_some_and(Value::is_object) {
         let mut status = Map::new();
@@ -84,12 +84,7 @@ fn hpa_v1_to_v2(object: &Value) -> Value {
             &mut status,
             &["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"],
         );
-        if let Some(current) = object["status"].get("currentCPUUtilizationPercentage").filter(|v| !v.is_null()) {
-            status.insert(
-                "currentMetrics".into(),
-                json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": current}}}]),
-            );
-        }
+        status.extend(cpu_current.map(|(name, value)| (name.to_string(), value)));
         converted["status"] = Value::Object(status);
     }
     converted
