@@ -6,6 +6,8 @@
 pub mod apply;
 pub mod conversion;
 pub mod defaults;
+#[cfg(test)]
+mod k8s_kinds;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

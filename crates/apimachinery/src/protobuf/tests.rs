@@ -543,87 +543,12 @@ fn protobuf_schema_covers_every_registry_kind() {
 
 /// The OpenAPI definitions of every kind the table decodes, from k8s-openapi.
 fn openapi_definitions() -> serde_json::Map<String, Value> {
-    use k8s_openapi::api::{
-        admissionregistration, apps, authentication, authorization, autoscaling, batch, certificates, coordination,
-        core, discovery, events, flowcontrol, networking, node, policy, rbac, scheduling, storage,
-    };
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
-    use k8s_openapi::apimachinery::pkg::apis::meta;
-    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
-    use k8s_openapi::schemars;
-
-    let mut generator = schemars::SchemaGenerator::default();
-    macro_rules! add {
-        ($($ty:ty),* $(,)?) => { $( generator.subschema_for::<$ty>(); )* };
-    }
-    add!(
-        admissionregistration::v1::MutatingWebhookConfiguration,
-        admissionregistration::v1::ValidatingAdmissionPolicy,
-        admissionregistration::v1::ValidatingAdmissionPolicyBinding,
-        admissionregistration::v1::ValidatingWebhookConfiguration,
-        apiextensions::v1::CustomResourceDefinition,
-        apiregistration::v1::APIService,
-        apps::v1::ControllerRevision,
-        apps::v1::DaemonSet,
-        apps::v1::Deployment,
-        apps::v1::ReplicaSet,
-        apps::v1::StatefulSet,
-        authentication::v1::SelfSubjectReview,
-        authentication::v1::TokenRequest,
-        authentication::v1::TokenReview,
-        authorization::v1::LocalSubjectAccessReview,
-        authorization::v1::SelfSubjectAccessReview,
-        authorization::v1::SelfSubjectRulesReview,
-        authorization::v1::SubjectAccessReview,
-        autoscaling::v1::HorizontalPodAutoscaler,
-        autoscaling::v1::Scale,
-        autoscaling::v2::HorizontalPodAutoscaler,
-        batch::v1::CronJob,
-        batch::v1::Job,
-        certificates::v1::CertificateSigningRequest,
-        coordination::v1::Lease,
-        core::v1::Binding,
-        core::v1::ComponentStatus,
-        core::v1::ConfigMap,
-        core::v1::Endpoints,
-        core::v1::Event,
-        core::v1::LimitRange,
-        core::v1::Namespace,
-        core::v1::Node,
-        core::v1::PersistentVolume,
-        core::v1::PersistentVolumeClaim,
-        core::v1::Pod,
-        core::v1::PodTemplate,
-        core::v1::ReplicationController,
-        core::v1::ResourceQuota,
-        core::v1::Secret,
-        core::v1::Service,
-        core::v1::ServiceAccount,
-        discovery::v1::EndpointSlice,
-        events::v1::Event,
-        flowcontrol::v1::FlowSchema,
-        flowcontrol::v1::PriorityLevelConfiguration,
-        meta::v1::DeleteOptions,
-        networking::v1::IPAddress,
-        networking::v1::Ingress,
-        networking::v1::IngressClass,
-        networking::v1::NetworkPolicy,
-        networking::v1::ServiceCIDR,
-        node::v1::RuntimeClass,
-        policy::v1::Eviction,
-        policy::v1::PodDisruptionBudget,
-        rbac::v1::ClusterRole,
-        rbac::v1::ClusterRoleBinding,
-        rbac::v1::Role,
-        rbac::v1::RoleBinding,
-        scheduling::v1::PriorityClass,
-        storage::v1::CSIDriver,
-        storage::v1::CSINode,
-        storage::v1::CSIStorageCapacity,
-        storage::v1::StorageClass,
-        storage::v1::VolumeAttachment,
-    );
-    generator.definitions().clone()
+    // The shared list of kinds, and DeleteOptions, which DELETE bodies carry.
+    let (_, mut definitions) = crate::k8s_kinds::openapi_kinds();
+    let mut generator = k8s_openapi::schemars::SchemaGenerator::default();
+    generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions>();
+    definitions.extend(generator.definitions().clone());
+    definitions
 }
 
 /// The JSON members of a message, with those of inlined structs.
