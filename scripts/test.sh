@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of k8rs. Installs what the tests need on a fresh Debian 12 machine first (as root), so this one
-# command is all a newcomer or CI needs. The tests start and stop their own services (etcd) on loopback ports.
+# command is all a newcomer or CI needs. The tests start and stop their own services (etcd, a registry, whole
+# local clusters in network namespaces) and remove them afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-packages.sh etcd-server protobuf-compiler python3
+./scripts/install-packages.sh etcd-server protobuf-compiler python3 \
+  runc crun iproute2 nftables iptables containernetworking-plugins docker-registry skopeo busybox-static
 
 # The kubectl tests need the real kubectl and its versioned binaries (kubectl.1.27 … kubectl.1.33), which the
 # machine image ships (Google Cloud SDK packaging); no Debian package provides them.

@@ -8,6 +8,8 @@ pub mod auth;
 mod cache;
 mod discovery;
 mod http;
+mod join;
+mod kubelet;
 mod metrics;
 mod objects;
 mod openapi;
@@ -61,6 +63,9 @@ pub struct Config {
 /// Shared by every request.
 pub struct State {
     store: DynStore,
+    pki: Pki,
+    /// TLS to kubelets, with the API server's kubelet-client certificate.
+    kubelet_tls: Arc<rustls::ClientConfig>,
     tokens: TokenFile,
     advertise_address: String,
     service_cidr: Cidr,
@@ -79,12 +84,15 @@ pub enum ServerError {
 /// A running API server; dropping it does not stop it (the process ends it).
 pub struct ApiServer {
     pub address: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<State>,
 }
 
 impl ApiServer {
     /// Creates what every cluster has, then serves HTTPS on `listener` in the background.
     pub async fn start(listener: TcpListener, config: Config) -> Result<ApiServer, ServerError> {
         let tls = Arc::new(tls_config(&config.pki)?);
+        let kubelet_tls = Arc::new(kubelet::client_tls(&config.pki).map_err(ServerError::Tls)?);
         let metrics = Arc::new(metrics::Metrics::new());
         let store = metrics::MeteredStore::wrap(config.store, metrics.clone());
         let caches = cache::Caches::start(&store).await.map_err(|e| ServerError::Store(e.to_string()))?;
@@ -92,14 +100,21 @@ impl ApiServer {
             caches,
             metrics,
             store,
+            pki: config.pki,
+            kubelet_tls,
             tokens: config.tokens,
             advertise_address: config.advertise_address,
             service_cidr: config.service_cidr,
         });
         bootstrap(&state).await?;
         let address = listener.local_addr().map_err(|e| ServerError::Tls(e.to_string()))?;
-        tokio::spawn(accept_loop(listener, tls, state));
-        Ok(ApiServer { address })
+        tokio::spawn(accept_loop(listener, tls.clone(), state.clone()));
+        Ok(ApiServer { address, tls, state })
+    }
+
+    /// Serves on one more listener, e.g. a socket in another network namespace (see `k8rs local-cluster`).
+    pub fn serve(&self, listener: TcpListener) {
+        tokio::spawn(accept_loop(listener, self.tls.clone(), self.state.clone()));
     }
 }
 
@@ -246,7 +261,7 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, stat
 
 /// Paths anonymous clients may read.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/" | "/cacerts")
 }
 
 async fn handle(state: &State, certificate: Option<Identity>, request: Request<Incoming>) -> Response<Body> {
@@ -275,6 +290,11 @@ async fn route(state: &State, identity: &Identity, request: Request<Incoming>, p
     match (request.method(), segments.as_slice()) {
         (&Method::GET, ["healthz" | "livez" | "readyz"]) => http::text(StatusCode::OK, "ok"),
         (&Method::GET, ["version"]) => http::json(StatusCode::OK, &discovery::version()),
+        (&Method::GET, ["cacerts"]) => join::ca_certificate(state),
+        (&Method::POST, ["v1-k8rs", "node-certificates"]) => match rest::read_body(request.into_body()).await {
+            Ok(body) => join::node_certificates(state, identity, &body),
+            Err(status) => http::status(&status),
+        },
         (&Method::GET, ["metrics"]) => {
             http::respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.metrics.encode())
         }

@@ -34,6 +34,8 @@ pub struct Pki {
     pub admin: CertKey,
     /// The controllers' own credentials: they never use the admin's.
     pub controllers: CertKey,
+    /// What the API server presents to kubelets when it proxies logs and streams to them.
+    pub kubelet_client: CertKey,
 }
 
 /// Who a client certificate names: CN is the user, each O a group.
@@ -106,7 +108,20 @@ impl Pki {
             &issuer,
             ClientIdentity { user: "system:kube-controller-manager", groups: &[] },
         )?;
-        Ok(Pki { ca, serving, admin, controllers })
+        let kubelet_client = issue_client(
+            dir,
+            "apiserver-kubelet-client",
+            &issuer,
+            ClientIdentity { user: "kube-apiserver-kubelet-client", groups: &["system:masters"] },
+        )?;
+        Ok(Pki { ca, serving, admin, controllers, kubelet_client })
+    }
+
+    /// The CA as a certificate issuer (for node certificates signed on request).
+    pub fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
+        let invalid = |reason: String| PkiError::Invalid { path: "ca.crt".into(), reason };
+        let key = KeyPair::from_pem(&self.ca.key_pem).map_err(|e| invalid(e.to_string()))?;
+        Issuer::from_ca_cert_pem(&self.ca.cert_pem, key).map_err(|e| invalid(e.to_string()))
     }
 }
 
@@ -157,6 +172,37 @@ fn load_or_issue(
     write(&key_path, &pair.key_pem, true)?;
     write(&cert_path, &pair.cert_pem, false)?;
     Ok(pair)
+}
+
+/// Signs the public key of a PEM certificate request for a node, ignoring what the request asks for: the
+/// subject is always `system:node:NAME` in group `system:nodes`, and a serving certificate names only the
+/// addresses and host names given here.
+pub fn sign_node_request(
+    issuer: &Issuer<'_, KeyPair>,
+    csr_pem: &str,
+    node: &str,
+    serving: Option<(&[String], &[IpAddr])>,
+) -> Result<String, String> {
+    let request = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+        .map_err(|e| format!("not a valid PEM certificate request: {e}"))?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params.distinguished_name.push(DnType::CommonName, format!("system:node:{node}"));
+    params.distinguished_name.push(DnType::OrganizationName, "system:nodes");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.use_authority_key_identifier_extension = true;
+    match serving {
+        Some((names, ips)) => {
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            for name in names {
+                let name = name.as_str().try_into().map_err(|e| format!("host name {name:?}: {e}"))?;
+                params.subject_alt_names.push(SanType::DnsName(name));
+            }
+            params.subject_alt_names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        }
+        None => params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
+    }
+    let signable = rcgen::CertificateSigningRequestParams { params, public_key: request.public_key };
+    signable.signed_by(issuer).map(|cert| cert.pem()).map_err(|e| e.to_string())
 }
 
 /// The addresses of this machine's interfaces (to put in the serving certificate).

@@ -283,6 +283,7 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::GET, false, None) => list(state, &request).await,
         (&Method::GET, true, None | Some("status")) => get(state, &request).await,
         (&Method::GET, true, Some("scale")) => get_scale(state, &request).await,
+        (&Method::GET, true, Some("log")) => pod_log(state, &request).await,
         (&Method::POST, false, None) if reviews::is_review(request.resource) => review(&request, &body),
         (&Method::POST, false, None) if request.resource.name == "bindings" => bind(state, &request, &body).await,
         (&Method::POST, false, None) => create(state, &request, &body, &mut warnings).await,
@@ -396,6 +397,12 @@ async fn get(state: &State, request: &RestRequest) -> Result<Response<Body>> {
     let name = request.name.as_deref().unwrap_or_default();
     let (_, object) = read_current(state, request, name).await?;
     Ok(object_response(request, StatusCode::OK, &object))
+}
+
+async fn pod_log(state: &State, request: &RestRequest) -> Result<Response<Body>> {
+    verb_allowed(request, "get")?;
+    let (_, pod) = read_current(state, request, request.name.as_deref().unwrap_or_default()).await?;
+    crate::kubelet::pod_log(state, request, &pod).await
 }
 
 /// The `continue` token: the revision the first page was read at and the last key returned.

@@ -1,5 +1,8 @@
 //! The k8rs binary: command-line parsing and wiring of the library crates, nothing else.
 
+mod agent;
+mod images;
+mod local_cluster;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +20,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane: the API server over the datastore.
+    /// Run the control plane: the API server over the datastore (and, unless --disable-agent, a node).
     Server(server::ServerArgs),
+    /// Join a cluster as a node and run its pods.
+    Agent(agent::AgentArgs),
+    /// Manage the node's images.
+    Images {
+        #[command(subcommand)]
+        command: images::ImagesCommand,
+    },
+    /// A whole cluster on this machine, each node in a network namespace of its own.
+    LocalCluster {
+        #[command(subcommand)]
+        command: local_cluster::LocalClusterCommand,
+    },
+    /// Supervises one container (started by the kubelet; not for direct use).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Inspect the cluster datastore.
     Datastore {
         #[command(subcommand)]
@@ -50,6 +71,14 @@ impl DatastoreArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Executed by a container runtime as a CNI plugin: the CNI protocol, not our command line.
+    if std::env::var_os("CNI_COMMAND").is_some() && std::env::args_os().len() == 1 {
+        std::process::exit(network::plugin_main());
+    }
+    // The shim must not start threads or an async runtime before it forks.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "shim") {
+        std::process::exit(runtime::container::shim_main(std::env::args_os().skip(2).collect()));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
@@ -60,6 +89,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Agent(args) => runtime.block_on(agent::run(args)),
+        Command::Images { command } => runtime.block_on(images::run(command)),
+        Command::LocalCluster { command } => runtime.block_on(local_cluster::run(command)),
+        Command::Shim { .. } => unreachable!("handled before parsing"),
         Command::Datastore { command: DatastoreCommand::Status(args) } => runtime.block_on(datastore_status(&args)),
     }
 }

@@ -41,6 +41,15 @@ pub struct ServerArgs {
     /// Static bearer tokens, one `token,user,uid[,"group1,group2"]` per line.
     #[arg(long, env = "K8RS_TOKEN_AUTH_FILE")]
     token_auth_file: Option<PathBuf>,
+    /// Run only the control plane: no node (kubelet) for this machine.
+    #[arg(long, env = "K8RS_DISABLE_AGENT")]
+    disable_agent: bool,
+    /// Also serve on this inherited listening socket (how `k8rs local-cluster` reaches a server that lives in
+    /// another network namespace from the host's loopback).
+    #[arg(long, hide = true)]
+    listen_fd: Option<i32>,
+    #[command(flatten)]
+    node: crate::agent::NodeOptions,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -54,7 +63,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-fn join_token(args: &ServerArgs) -> anyhow::Result<String> {
+/// A new token has k3s's shape, `K10<sha256 of the CA certificate>::server:<secret>`, so that a joining agent can
+/// check the CA it is handed before trusting it.
+fn join_token(args: &ServerArgs, ca_pem: &str) -> anyhow::Result<String> {
     if let Some(token) = &args.token {
         return Ok(token.clone());
     }
@@ -62,7 +73,12 @@ fn join_token(args: &ServerArgs) -> anyhow::Result<String> {
     match std::fs::read_to_string(&path) {
         Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
         _ => {
-            let token = format!("K10{}", random_hex());
+            let ca_hash: String = ring::digest::digest(&ring::digest::SHA256, ca_pem.as_bytes())
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let token = format!("K10{ca_hash}::server:{}", random_hex());
             pki::write_private(&path, &format!("{token}\n"))?;
             Ok(token)
         }
@@ -77,7 +93,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let service_cidr =
         apiserver::Cidr::parse(&args.service_cidr).map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     let service_ip = IpAddr::V4(service_cidr.nth(0));
-    anyhow::ensure!(args.cluster_cidr.contains('/'), "--cluster-cidr {:?} is not a CIDR", args.cluster_cidr);
+    let cluster_cidr =
+        controllers::ClusterCidr::parse(&args.cluster_cidr).map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let datastore = Datastore::parse(&args.datastore_endpoint, &args.data_dir.join("server/db/state.db"))
         .map_err(anyhow::Error::msg)?;
@@ -103,6 +120,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ips.push(args.bind_address);
     }
     let pki = Pki::load_or_create(&args.data_dir.join("server/tls"), &names, &ips)?;
+    let pki_ca = pki.ca.cert_pem.clone();
 
     let mut tokens = match &args.token_auth_file {
         Some(path) => TokenFile::load(path).map_err(anyhow::Error::msg)?,
@@ -110,7 +128,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     // The join token authenticates nodes; until node credentials exist it is good for the node group only.
     tokens.insert(
-        join_token(&args)?,
+        join_token(&args, &pki.ca.cert_pem)?,
         apiserver::Identity {
             user: "system:node-bootstrap".into(),
             uid: String::new(),
@@ -138,8 +156,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         service_cidr,
     };
     let server = ApiServer::start(listener, config).await?;
+    if let Some(fd) = args.listen_fd {
+        server.serve(inherited_listener(fd)?);
+    }
     let client = controller_client(&controllers_kubeconfig).await?;
-    tokio::spawn(controllers::run(client));
+    tokio::spawn(controllers::run(client, cluster_cidr));
+    if !args.disable_agent {
+        let (token, node, data_dir, cidr) =
+            (join_token(&args, &pki_ca)?, args.node.clone(), args.data_dir.clone(), args.cluster_cidr.clone());
+        let labels = vec![
+            ("node-role.kubernetes.io/control-plane".to_string(), "true".to_string()),
+            ("node-role.kubernetes.io/master".to_string(), "true".to_string()),
+        ];
+        let server_url = server_url.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::agent::run_node(&server_url, &token, &data_dir, &cidr, &node, labels).await {
+                eprintln!("k8rs server: the node agent stopped: {error:#}");
+                std::process::exit(1);
+            }
+        });
+    }
     tracing::info!(address = %server.address, kubeconfig = %args.data_dir.join("kubeconfig.yaml").display(), "k8rs server is serving");
     eprintln!(
         "k8rs server listening on {} (kubeconfig: {})",
@@ -148,6 +184,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     shutdown_signal().await;
     Ok(())
+}
+
+fn inherited_listener(fd: i32) -> anyhow::Result<tokio::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the fd was opened for us by our parent and is used only here.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    listener.set_nonblocking(true).with_context(|| format!("--listen-fd {fd} is not a listening socket"))?;
+    Ok(tokio::net::TcpListener::from_std(listener)?)
 }
 
 /// A client of this server with the controllers' own certificate.

@@ -3,9 +3,12 @@
 //!
 //! Nothing here is used by k8rs itself; it must never touch anything a test did not create.
 
+mod cluster;
 mod etcd;
+pub mod registry;
 mod server;
 
+pub use cluster::{ClusterState, LocalCluster, UnderlayRegistry};
 pub use etcd::Etcd;
 pub use server::{kubectl_path, Server};
 

@@ -58,6 +58,8 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--bind-address", "127.0.0.1", "--https-listen-port", &port.to_string()])
+            // The control-plane tests run no node; the node tests use `LocalCluster`.
+            .arg("--disable-agent")
             .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -1,0 +1,64 @@
+//! The node agent (kubelet): joins the cluster with the join token, registers its Node and keeps its Lease and
+//! status fresh, runs the pods bound to it through the container runtime and the CNI network, reports their status
+//! and events, and serves their logs to the API server. It talks to the control plane only through the API.
+
+mod events;
+mod join;
+mod logs;
+mod node;
+mod pods;
+mod server;
+mod spec;
+mod status;
+mod volumes;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use join::{join, JoinError, NodeCredentials};
+
+/// Everything the kubelet needs to run on one node.
+pub struct Config {
+    pub node_name: String,
+    pub node_ip: IpAddr,
+    /// `DATA_DIR/agent`: pods, logs, images, runtime state, CNI configuration.
+    pub dir: PathBuf,
+    pub credentials: NodeCredentials,
+    /// Port of the kubelet's HTTPS server (logs).
+    pub port: u16,
+    pub images: runtime::image::ImageStore,
+    pub containers: runtime::container::ContainerRuntime,
+    pub cni: network::Cni,
+    /// Where the CNI configuration lives; the default k8rs network is written there once the Node has a podCIDR.
+    pub cni_conf_dir: PathBuf,
+    pub cluster_cidr: String,
+    /// Node labels added at registration (e.g. the control-plane role).
+    pub labels: Vec<(String, String)>,
+    /// Name of the OCI runtime and its version, for the Node's nodeInfo.
+    pub runtime_version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    #[error("API request failed: {0}")]
+    Api(#[from] kube::Error),
+    #[error("kubelet server: {0}")]
+    Server(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the kubelet until the process ends.
+pub async fn run(config: Config) -> Result<(), KubeletError> {
+    let client = config.credentials.client().await.map_err(|e| KubeletError::Server(e.to_string()))?;
+    let config = Arc::new(config);
+    let pods = pods::PodManager::new(client.clone(), config.clone());
+    let listener = server::bind(&config).await?;
+    tokio::spawn(server::serve(listener, config.clone(), pods.clone()));
+    let node = node::NodeAgent::new(client.clone(), config.clone());
+    node.register().await?;
+    tokio::spawn(node.clone().run());
+    pods.run().await;
+    Ok(())
+}
