@@ -1066,7 +1066,10 @@ async fn patch(
             }
             other => other?,
         };
-        let mut patched = apply_patch(request, &current, body)?;
+        // Patched without its resourceVersion: one in the result came from the patch, and is a precondition.
+        let mut unversioned = current.clone();
+        objects::metadata(&mut unversioned).remove("resourceVersion");
+        let mut patched = apply_patch(request, &unversioned, body)?;
         if !patched.is_object() {
             return Err(Status::bad_request("the patched object is not a JSON object"));
         }
@@ -1075,7 +1078,7 @@ async fn patch(
         if meta_str(&patched, "name") != Some(name.as_str()) {
             return Err(Status::bad_request("the patch may not change metadata.name"));
         }
-        // A resourceVersion the patch sets is a precondition; otherwise the patch applies to whatever is current.
+        // Otherwise the patch applies to whatever is current, retried when another write got there first.
         let precondition = meta_str(&patched, "resourceVersion").map(str::to_string);
         if precondition.as_deref().is_some_and(|rv| rv != kv.mod_revision.to_string()) {
             return Err(Status::modified(request.target(&name)));

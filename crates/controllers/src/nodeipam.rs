@@ -60,6 +60,8 @@ struct Context {
     client: Client,
     cidr: ClusterCidr,
     nodes: reflector::Store<Node>,
+    /// Subnets handed out by this controller: the store may not have seen those writes come back yet.
+    allocated: std::sync::Mutex<BTreeSet<String>>,
 }
 
 pub async fn run(client: Client, cidr: ClusterCidr) {
@@ -67,7 +69,7 @@ pub async fn run(client: Client, cidr: ClusterCidr) {
     let controller = Controller::new(api, watcher::Config::default());
     let nodes = controller.store();
     controller
-        .run(reconcile, error_policy, Arc::new(Context { client, cidr, nodes }))
+        .run(reconcile, error_policy, Arc::new(Context { client, cidr, nodes, allocated: Default::default() }))
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "node IPAM reconcile failed");
@@ -85,8 +87,14 @@ async fn reconcile(node: Arc<Node>, context: Arc<Context>) -> Result<Action, Err
     if node.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some() {
         return Ok(Action::await_change());
     }
-    let taken: BTreeSet<String> =
+    let mut taken: BTreeSet<String> =
         context.nodes.state().iter().filter_map(|n| n.spec.as_ref()?.pod_cidr.clone()).collect();
+    {
+        let mut allocated = context.allocated.lock().expect("allocations lock");
+        // Once the store shows an allocation it is the record (and a deleted node's subnet becomes free).
+        allocated.retain(|subnet| !taken.contains(subnet));
+        taken.extend(allocated.iter().cloned());
+    }
     let subnet = context
         .cidr
         .subnets()
@@ -98,7 +106,13 @@ async fn reconcile(node: Arc<Node>, context: Arc<Context>) -> Result<Action, Err
         "metadata": {"resourceVersion": node.metadata.resource_version},
         "spec": {"podCIDR": subnet, "podCIDRs": [subnet]},
     });
-    Api::<Node>::all(context.client.clone()).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    context.allocated.lock().expect("allocations lock").insert(subnet.clone());
+    if let Err(error) =
+        Api::<Node>::all(context.client.clone()).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await
+    {
+        context.allocated.lock().expect("allocations lock").remove(&subnet);
+        return Err(error.into());
+    }
     tracing::info!(node = %name, %subnet, "allocated pod CIDR");
     Ok(Action::await_change())
 }

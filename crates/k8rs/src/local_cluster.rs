@@ -78,8 +78,11 @@ struct State {
     namespaces: Vec<String>,
     processes: Vec<u32>,
     nodes: Vec<NodeState>,
-    /// Cgroup directories made for the cluster, in every hierarchy (removed depth-first).
+    /// The cluster's own cgroup directory in every hierarchy (removed with everything below).
     cgroups: Vec<PathBuf>,
+    /// Directories above them that did not exist before; shared with whatever else runs there, so each is only
+    /// removed once empty.
+    cgroup_ancestors: Vec<PathBuf>,
     kubeconfig: Option<PathBuf>,
 }
 
@@ -209,15 +212,12 @@ async fn up(args: &UpArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     // Pods' cgroups: beneath ours, per node.
     let cgroup_root = format!("{}/k8rs-{name}", own_cgroup()).trim_start_matches('/').to_string();
     for hierarchy in hierarchies() {
-        // Remember the first directory that does not exist yet on the way down: removing it removes all we made.
-        let mut path = hierarchy.clone();
-        for part in cgroup_root.split('/') {
-            path.push(part);
-            if !path.exists() {
-                state.cgroups.push(path.clone());
-                break;
-            }
-        }
+        let own = hierarchy.join(&cgroup_root);
+        let mut ancestors: Vec<PathBuf> =
+            own.ancestors().skip(1).take_while(|a| *a != hierarchy).map(Path::to_path_buf).collect();
+        ancestors.retain(|a| !a.exists());
+        state.cgroup_ancestors.extend(ancestors);
+        state.cgroups.push(own);
     }
     for index in 0..args.nodes {
         let namespace = format!("k8rs-{name}-{index}");
@@ -425,8 +425,12 @@ async fn down(dir: &Path) -> anyhow::Result<()> {
             remove_cgroup_tree(&hierarchy.join(&node.cgroup_root));
         }
     }
-    for made in state.cgroups.iter().rev() {
-        remove_cgroup_tree(made);
+    for own in &state.cgroups {
+        remove_cgroup_tree(own);
+    }
+    // Deepest first; a directory something else still uses stays.
+    for ancestor in &state.cgroup_ancestors {
+        let _ = std::fs::remove_dir(ancestor);
     }
     for namespace in state.namespaces.iter().rev() {
         if Path::new("/var/run/netns").join(namespace).exists() {

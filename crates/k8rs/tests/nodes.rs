@@ -48,7 +48,7 @@ fn container_status(pod: &Value) -> &Value {
 fn pod(name: &str, node: &str, restart: &str, script: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  restartPolicy: {restart}\n  \
-         terminationGracePeriodSeconds: 30\n  containers:\n  - name: main\n    image: busybox\n    \
+         terminationGracePeriodSeconds: 30\n  containers:\n  - name: main\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    \
          command: [sh, -c, {script:?}]\n"
     )
 }
@@ -68,23 +68,23 @@ fn pods_run_as_containers_with_upstream_statuses_and_logs() {
         pod("term", &node, "Always", "trap 'echo got-term; exit 0' TERM; while true; do sleep 0.2; done"),
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: oom}}\nspec:\n  nodeName: {node}\n  restartPolicy: Never\n  \
-             containers:\n  - name: main\n    image: busybox\n    command: [dd, if=/dev/zero, of=/dev/null, bs=96M, count=1]\n    \
+             containers:\n  - name: main\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    command: [dd, if=/dev/zero, of=/dev/null, bs=96M, count=1]\n    \
              resources: {{limits: {{memory: 32Mi}}}}\n"
         ),
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: nocmd}}\nspec:\n  nodeName: {node}\n  restartPolicy: Never\n  \
-             containers:\n  - name: main\n    image: busybox\n    command: [no-such-command]\n"
+             containers:\n  - name: main\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    command: [no-such-command]\n"
         ),
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: init}}\nspec:\n  nodeName: {node}\n  restartPolicy: Never\n  \
-             volumes: [{{name: shared, emptyDir: {{}}}}]\n  initContainers:\n  - name: prepare\n    image: busybox\n    \
+             volumes: [{{name: shared, emptyDir: {{}}}}]\n  initContainers:\n  - name: prepare\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    \
              command: [sh, -c, 'echo from-init > /shared/greeting']\n    volumeMounts: [{{name: shared, mountPath: /shared}}]\n  \
-             containers:\n  - name: main\n    image: busybox\n    command: [cat, /shared/greeting]\n    \
+             containers:\n  - name: main\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    command: [cat, /shared/greeting]\n    \
              volumeMounts: [{{name: shared, mountPath: /shared}}]\n"
         ),
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: hostnet}}\nspec:\n  nodeName: {node}\n  hostNetwork: true\n  \
-             restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [true]\n"
+             restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    command: [\"true\"]\n"
         ),
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: noimage}}\nspec:\n  nodeName: {node}\n  containers:\n  \

@@ -57,7 +57,11 @@ pub async fn run(config: Config) -> Result<(), KubeletError> {
     let listener = server::bind(&config).await?;
     tokio::spawn(server::serve(listener, config.clone(), pods.clone()));
     let node = node::NodeAgent::new(client.clone(), config.clone());
-    node.register().await?;
+    // Registration is retried: the API server may be restarting, or another writer raced us.
+    while let Err(error) = node.register().await {
+        tracing::warn!(%error, "cannot register the node yet; retrying");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
     tokio::spawn(node.clone().run());
     pods.run().await;
     Ok(())

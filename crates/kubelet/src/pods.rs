@@ -541,7 +541,6 @@ impl Worker {
         let attempt = previous.attempt.map_or(0, |a| a + 1);
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let id = format!("{}-{}-{attempt}", self.uid, name);
         let container_dir = self.pod_dir().join("containers").join(&name).join(attempt.to_string());
         // The previous attempt's container goes; its log stays for `--previous`.
         if let Some(old) = &previous.id {
@@ -552,13 +551,16 @@ impl Worker {
             }
         }
         let result =
-            self.create_and_start(pod, container, &image, &id, &container_dir, attempt, &namespace, &pod_name).await;
+            self.create_and_start(pod, container, &image, &container_dir, attempt, &namespace, &pod_name).await;
         let entry = self.records.entry(name.clone()).or_default();
         if previous.state.is_some() {
             entry.last_terminated = status::terminated(&previous);
         }
         entry.attempt = Some(attempt);
-        entry.id = Some(id.clone());
+        entry.id = match &result {
+            Ok((id, _)) | Err((Some(id), _)) => Some(id.clone()),
+            Err((None, _)) => None,
+        };
         entry.retry_at = None;
         entry.waiting = None;
         entry.image_id = Some(image_id(&image));
@@ -567,11 +569,11 @@ impl Worker {
         }
         entry.start_error = None;
         match result {
-            Ok(state) => {
+            Ok((_, state)) => {
                 entry.state = Some(state);
                 self.event(pod, Some(&name), Kind::Normal, "Started", &format!("Started container {name}")).await;
             }
-            Err(message) => {
+            Err((_, message)) => {
                 // As upstream with runc: the attempt ends at once, a StartError with exit code 128, and the
                 // restart policy and back-off apply as to any other exit.
                 let now = SystemTime::now();
@@ -593,14 +595,46 @@ impl Worker {
         pod: &Pod,
         container: &Container,
         image: &Image,
-        id: &str,
         container_dir: &std::path::Path,
         attempt: u32,
         namespace: &str,
         pod_name: &str,
-    ) -> Result<ContainerState, String> {
+    ) -> Result<(String, ContainerState), (Option<String>, String)> {
         let config = self.manager.config.clone();
-        let sandbox = self.sandbox.clone().ok_or("the pod has no sandbox")?;
+        let sandbox = self.sandbox.clone().ok_or((None, "the pod has no sandbox".to_string()))?;
+        let spec = self
+            .container_spec(pod, container, image, container_dir, attempt, namespace, pod_name)
+            .await
+            .map_err(|e| (None, e))?;
+        let created = config.containers.create_container(&sandbox, &spec).await.map_err(|e| (None, e.to_string()))?;
+        self.event(
+            pod,
+            Some(&container.name),
+            Kind::Normal,
+            "Created",
+            &format!("Created container: {}", container.name),
+        )
+        .await;
+        let failed = |e: runtime::container::RuntimeError| (Some(created.clone()), e.to_string());
+        config.containers.start_container(&created).await.map_err(failed)?;
+        let state = config.containers.status(&created).await.map_err(failed)?.state;
+        Ok((created, state))
+    }
+
+    /// What the runtime needs to run one attempt of a container: rootfs, command line, environment, user, mounts,
+    /// resources and log file.
+    #[allow(clippy::too_many_arguments)]
+    async fn container_spec(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        image: &Image,
+        container_dir: &std::path::Path,
+        attempt: u32,
+        namespace: &str,
+        pod_name: &str,
+    ) -> Result<ContainerSpec, String> {
+        let config = self.manager.config.clone();
         let rootfs = config.images.mount_rootfs(image, container_dir).await.map_err(|e| e.to_string())?;
         let env = self.environment(pod, container, image).await?;
         let args = spec::command_line(container, &image.config, &env);
@@ -645,18 +679,7 @@ impl Worker {
             log_max_files: LOG_MAX_FILES,
             stop_signal: None,
         };
-        let created = config.containers.create_container(&sandbox, &container_spec).await.map_err(|e| e.to_string())?;
-        debug_assert_eq!(created, id, "container ids are ours");
-        self.event(
-            pod,
-            Some(&container.name),
-            Kind::Normal,
-            "Created",
-            &format!("Created container: {}", container.name),
-        )
-        .await;
-        config.containers.start_container(&created).await.map_err(|e| e.to_string())?;
-        config.containers.status(&created).await.map(|s| s.state).map_err(|e| e.to_string())
+        Ok(container_spec)
     }
 
     /// The image per `imagePullPolicy`, with the upstream events; None while pulling failed (status says why).

@@ -107,29 +107,62 @@ impl Cni {
         let started = Instant::now();
         let list = self.load_config().await?;
         let mut prev: Option<Value> = None;
+        let mut ran = 0;
+        let mut outcome = Ok(());
         for plugin in &list.plugins {
+            ran += 1;
             match self.invoke(Command::Add, &list, plugin, attachment, prev.as_ref()).await {
                 Ok(result) => prev = Some(result),
                 Err(e) => {
-                    if let Err(undo) = self.del_plugins(&list, attachment, prev.as_ref()).await {
-                        tracing::warn!(container = %attachment.container_id, error = %undo, "DEL after a failed ADD failed");
-                    }
-                    return Err(e);
+                    outcome = Err(e);
+                    break;
                 }
             }
         }
-        let result = prev.unwrap_or_else(|| json!({"cniVersion": list.cni_version}));
-        let ips = result_ips(&result).map_err(|reason| CniError::BadResult { plugin: list.name.clone(), reason })?;
+        let outcome = match outcome {
+            Ok(()) => self.record(&list, attachment, prev.clone()).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(ips) => {
+                tracing::debug!(container = %attachment.container_id, ?ips, elapsed = ?started.elapsed(), "CNI ADD done");
+                Ok(AttachResult { ips })
+            }
+            Err(e) => {
+                // Undo every plugin that may have done something, the failed one included, best effort.
+                for plugin in list.plugins[..ran].iter().rev() {
+                    if let Err(undo) = self.invoke(Command::Del, &list, plugin, attachment, prev.as_ref()).await {
+                        let container = &attachment.container_id;
+                        tracing::warn!(%container, error = %undo, "DEL after a failed ADD failed");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks the final result of ADD and caches it for DEL; returns the pod's addresses.
+    async fn record(
+        &self,
+        list: &NetworkList,
+        attachment: &Attachment,
+        result: Option<Value>,
+    ) -> Result<Vec<IpAddr>, CniError> {
+        let result = result.unwrap_or(Value::Null);
+        let bad = |reason: String| CniError::BadResult { plugin: list.name.clone(), reason };
+        let ips = result_ips(&result).map_err(bad)?;
+        if ips.is_empty() {
+            return Err(bad("no IP address for the pod".into()));
+        }
         let entry = CacheEntry {
             kind: "cniCacheV1".into(),
             container_id: attachment.container_id.clone(),
             if_name: attachment.ifname.clone(),
-            config: list,
+            config: list.clone(),
             result,
         };
         self.write_cache(attachment, &entry).await?;
-        tracing::debug!(container = %attachment.container_id, ?ips, elapsed = ?started.elapsed(), "CNI ADD done");
-        Ok(AttachResult { ips })
+        Ok(ips)
     }
 
     /// DEL for a pod sandbox, in reverse plugin order with the cached result. Succeeds if nothing is attached.
@@ -147,25 +180,15 @@ impl Cni {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (self.load_config().await?, None),
             Err(e) => return Err(CniError::io(format!("cannot read {cache:?}"), e)),
         };
-        self.del_plugins(&list, attachment, prev.as_ref()).await?;
+        for plugin in list.plugins.iter().rev() {
+            self.invoke(Command::Del, &list, plugin, attachment, prev.as_ref()).await?;
+        }
         match tokio::fs::remove_file(&cache).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(CniError::io(format!("cannot remove {cache:?}"), e))
             }
             _ => Ok(()),
         }
-    }
-
-    async fn del_plugins(
-        &self,
-        list: &NetworkList,
-        attachment: &Attachment,
-        prev: Option<&Value>,
-    ) -> Result<(), CniError> {
-        for plugin in list.plugins.iter().rev() {
-            self.invoke(Command::Del, list, plugin, attachment, prev).await?;
-        }
-        Ok(())
     }
 
     /// libcni's file selection: the first config by name; a single-plugin `.conf`/`.json` becomes a list of one.

@@ -9,7 +9,7 @@ pub enum CniError {
     InvalidConfig { path: PathBuf, reason: String },
     #[error("CNI plugin {plugin:?} not found in {dirs:?}")]
     PluginNotFound { plugin: String, dirs: Vec<PathBuf> },
-    #[error("CNI plugin {plugin} failed (code {code}): {msg}{}", if details.is_empty() { String::new() } else { format!(" ({details})") })]
+    #[error("CNI plugin {plugin} failed (code {code}): {msg}{}", details_suffix(details))]
     Plugin { plugin: String, code: u32, msg: String, details: String },
     #[error("CNI plugin {plugin} returned an unusable result: {reason}")]
     BadResult { plugin: String, reason: String },
@@ -20,5 +20,13 @@ pub enum CniError {
 impl CniError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         CniError::Io { context: context.into(), source }
+    }
+}
+
+fn details_suffix(details: &str) -> String {
+    if details.is_empty() {
+        String::new()
+    } else {
+        format!(" ({details})")
     }
 }

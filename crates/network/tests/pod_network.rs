@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
 use common::*;
-use network::{Cni, CniConfig, CniError};
+use network::{Attachment, Cni, CniConfig, CniError};
 
 const HOST_PORT: u16 = 18080;
 const POD_PORT: u16 = 8080;
@@ -171,4 +171,52 @@ async fn plugin_error_object_is_reported_with_the_plugin_name() {
     );
     let err = cni.add(&attachment(&pod, "ctr-z", vec![])).await.expect_err("ADD must fail");
     assert!(matches!(&err, CniError::Plugin { plugin, code: 7, .. } if plugin == "k8rs"), "{err}");
+}
+
+#[tokio::test]
+async fn k8rs_plugin_del_after_netns_is_gone_and_host_port_conflict() {
+    let node = Node::new(Plugins::K8rs);
+    let pod = Netns::new("-a");
+    let att = attachment(&pod, "ctr-gone", vec![host_port(HOST_PORT, POD_PORT)]);
+    let ip = node.cni.add(&att).await.expect("ADD").ips[0];
+
+    // A second pod asking for the same hostPort is refused by k8rs's plugin, which is named, and leaves nothing.
+    let other = Netns::new("-b");
+    let clash = attachment(&other, "ctr-clash", vec![host_port(HOST_PORT, POD_PORT)]);
+    let err = node.cni.add(&clash).await.expect_err("duplicate hostPort");
+    assert!(matches!(&err, CniError::Plugin { plugin, code: 103, .. } if plugin == "k8rs"), "{err}");
+    assert!(!other.has_link("eth0"));
+
+    // The runtime removed the pod's namespace before DEL: DEL still frees the address and the hostPort.
+    drop(pod);
+    node.cni.del(&att).await.expect("DEL without the netns");
+    assert!(!node.ipam_dir.join(ip.to_string()).exists());
+    let err = tcp_peer(&node.node.path(), SocketAddr::from((NODE_IP, HOST_PORT))).expect_err("hostPort still open");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    assert_eq!(node.node.veth_count(), 1);
+}
+
+#[test]
+fn cni_is_shareable_across_tasks() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    fn assert_send<T: Send>(_: &T) {}
+    assert_send_sync::<Cni>();
+    let cni = Cni::new(CniConfig {
+        conf_dir: "/nonexistent".into(),
+        bin_dirs: CniConfig::default_bin_dirs(),
+        cache_dir: "/nonexistent".into(),
+        node_netns: None,
+    });
+    let att = Attachment {
+        container_id: "x".into(),
+        netns: "/nonexistent".into(),
+        ifname: "eth0".into(),
+        pod_namespace: "default".into(),
+        pod_name: "p".into(),
+        pod_uid: "u".into(),
+        port_mappings: vec![],
+    };
+    // The kubelet spawns these futures on a multi-threaded runtime.
+    assert_send(&cni.add(&att));
+    assert_send(&cni.del(&att));
 }

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -79,7 +79,7 @@ impl NatTable {
         Ok(all)
     }
 
-    /// Records the pod's hostPorts and reloads the table; fails without change if a port is already taken.
+    /// Records the pod's hostPorts and adds them to the table; fails without change if a port is already taken.
     pub(crate) fn add_pod(&self, container_id: &str, ifname: &str, ports: &[HostPort]) -> Result<(), PluginError> {
         let _lock = self.lock()?;
         let mut all = self.load_all()?;
@@ -95,26 +95,49 @@ impl NatTable {
         }
         let path = self.state_path(container_id, ifname);
         let body = serde_json::to_vec(ports).expect("hostPort state serializes");
-        fs::write(&path, body).map_err(|e| PluginError::new(code::IO, "cannot write the hostPort state", e))?;
+        // Written aside and renamed: a torn file would make every later load fail.
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, body)
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| PluginError::new(code::IO, "cannot write the hostPort state", e))?;
         all.extend_from_slice(ports);
-        apply(&self.render(&all)).inspect_err(|_| {
+        self.update("add", ports, &all).inspect_err(|_| {
             let _ = fs::remove_file(&path);
         })
     }
 
-    /// Forgets the pod's hostPorts and reloads the table if it had any; nothing to remove is not an error.
-    pub(crate) fn remove_pod(&self, container_id: &str, ifname: &str) -> Result<(), PluginError> {
+    /// Forgets the pod's hostPorts and starts removing them from the table; `None` if it had none. The `nft` run
+    /// proceeds while the caller tears the veth down (both wait on the kernel); [`PendingRemoval::finish`] ends it.
+    pub(crate) fn remove_pod(
+        &self,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<Option<PendingRemoval<'_>>, PluginError> {
         let path = self.state_path(container_id, ifname);
         if !path.exists() {
+            return Ok(None);
+        }
+        let lock = self.lock()?;
+        let ports: Vec<HostPort> = match fs::read(&path) {
+            Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(PluginError::new(code::IO, "cannot read the hostPort state", e)),
+        };
+        fs::remove_file(&path).map_err(|e| PluginError::new(code::IO, "cannot remove the hostPort state", e))?;
+        let exists = table_exists(TABLE).map_err(|e| PluginError::new(code::NFTABLES, "cannot query nftables", e))?;
+        // Without the table (or the entries) a full reload in finish() rebuilds it from the remaining state.
+        let child = if exists && !ports.is_empty() { spawn_nft(&elements_update("delete", &ports)).ok() } else { None };
+        Ok(Some(PendingRemoval { table: self, _lock: lock, child }))
+    }
+
+    /// Adds or deletes one pod's elements: far cheaper than reloading the table, whose base chains (netfilter
+    /// hooks) would be re-registered. Falls back to a full reload from `all` if the table is missing or out of step.
+    fn update(&self, verb: &str, ports: &[HostPort], all: &[HostPort]) -> Result<(), PluginError> {
+        let exists = table_exists(TABLE).map_err(|e| PluginError::new(code::NFTABLES, "cannot query nftables", e))?;
+        if exists && !ports.is_empty() && apply(&elements_update(verb, ports)).is_ok() {
             return Ok(());
         }
-        let _lock = self.lock()?;
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(PluginError::new(code::IO, "cannot remove the hostPort state", e)),
-        }
-        apply(&self.render(&self.load_all()?))
+        apply(&self.render(all))
     }
 
     /// Loads the table if the node namespace does not have it (first pod, or the namespace was reset).
@@ -176,8 +199,45 @@ impl NatTable {
     }
 }
 
-/// Loads a ruleset with one `nft -f -` (atomic: all or nothing).
-fn apply(ruleset: &str) -> Result<(), PluginError> {
+/// One `nft` transaction adding or deleting the given entries (maps and the hairpin set).
+fn elements_update(verb: &str, ports: &[HostPort]) -> String {
+    let mut out = String::new();
+    let mut hairpin = BTreeSet::new();
+    for p in ports {
+        let target = format!("{} . {} : {} . {}", p.protocol, p.host_port, p.pod_ip, p.container_port);
+        let _ = match p.host_ip {
+            None => writeln!(out, "{verb} element ip {TABLE} hostport_any {{ {target} }}"),
+            Some(ip) => writeln!(out, "{verb} element ip {TABLE} hostport_ip {{ {ip} . {target} }}"),
+        };
+        hairpin.insert(p.pod_ip);
+    }
+    for ip in hairpin {
+        let _ = writeln!(out, "{verb} element ip {TABLE} hairpin {{ {ip} . {ip} }}");
+    }
+    out
+}
+
+/// A pod's hostPort removal in flight; holds the state lock until done.
+pub(crate) struct PendingRemoval<'a> {
+    table: &'a NatTable,
+    _lock: File,
+    child: Option<Child>,
+}
+
+impl PendingRemoval<'_> {
+    /// Waits for the element removal; if it failed, reloads the whole table from the remaining state.
+    pub(crate) fn finish(self) -> Result<(), PluginError> {
+        if let Some(child) = self.child {
+            if wait_nft(child).is_ok() {
+                return Ok(());
+            }
+        }
+        apply(&self.table.render(&self.table.load_all()?))
+    }
+}
+
+/// Starts `nft -f -` on a ruleset (atomic: all or nothing). The child inherits the calling thread's namespace.
+fn spawn_nft(ruleset: &str) -> Result<Child, PluginError> {
     let spawn_err = |e| PluginError::new(code::NFTABLES, "cannot run nft", e);
     let mut child = Command::new("nft")
         .args(["-f", "-"])
@@ -186,8 +246,17 @@ fn apply(ruleset: &str) -> Result<(), PluginError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(spawn_err)?;
-    child.stdin.take().expect("piped stdin").write_all(ruleset.as_bytes()).map_err(spawn_err)?;
-    let out = child.wait_with_output().map_err(spawn_err)?;
+    // Rulesets are far below the pipe buffer, so this cannot block on nft.
+    if let Err(e) = child.stdin.take().expect("piped stdin").write_all(ruleset.as_bytes()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(spawn_err(e));
+    }
+    Ok(child)
+}
+
+fn wait_nft(child: Child) -> Result<(), PluginError> {
+    let out = child.wait_with_output().map_err(|e| PluginError::new(code::NFTABLES, "cannot run nft", e))?;
     if !out.status.success() {
         return Err(PluginError::new(
             code::NFTABLES,
@@ -196,6 +265,10 @@ fn apply(ruleset: &str) -> Result<(), PluginError> {
         ));
     }
     Ok(())
+}
+
+fn apply(ruleset: &str) -> Result<(), PluginError> {
+    wait_nft(spawn_nft(ruleset)?)
 }
 
 /// Asks nf_tables over netlink whether `ip <name>` exists: far cheaper than running `nft list`.

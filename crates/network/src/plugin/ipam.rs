@@ -78,7 +78,12 @@ impl Ipam {
         for ip in (first..last).map(Ipv4Addr::from) {
             match OpenOptions::new().write(true).create_new(true).open(self.dir.join(ip.to_string())) {
                 Ok(mut file) => {
-                    file.write_all(Self::owner(container_id, ifname).as_bytes())?;
+                    let path = self.dir.join(ip.to_string());
+                    // An ownerless reservation could never be freed: give the address back instead.
+                    if let Err(e) = file.write_all(Self::owner(container_id, ifname).as_bytes()) {
+                        let _ = fs::remove_file(path);
+                        return Err(e);
+                    }
                     return Ok(Some(ip));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

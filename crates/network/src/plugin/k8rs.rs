@@ -177,7 +177,8 @@ async fn add(req: &Request, net: &Network) -> Result<Value, PluginError> {
     match attach(req, net, &node, &pod_ns, bridge.index, ip).await {
         Ok((host, pod)) => {
             let v = &net.conf.cni_version;
-            let mut ip_entry = json!({"address": format!("{ip}/{}", net.subnet.prefix), "gateway": gateway.to_string(), "interface": 2});
+            let address = format!("{ip}/{}", net.subnet.prefix);
+            let mut ip_entry = json!({"address": address, "gateway": gateway.to_string(), "interface": 2});
             if v.starts_with("0.") {
                 ip_entry["version"] = json!("4");
             }
@@ -260,14 +261,17 @@ async fn attach(
 /// Idempotent, and needs neither the pod namespace nor a cached result.
 async fn del(req: &Request, net: &Network) -> Result<(), PluginError> {
     let node = Netlink::connect().map_err(|e| PluginError::new(code::NETLINK, "cannot open netlink", e))?;
+    let nat = net.nat();
+    let hostports = nat.remove_pod(&req.container_id, &req.ifname)?;
     // Deleting the host end removes its peer in the pod namespace too.
-    node.delete(&host_veth_name(&req.container_id, &req.ifname))
-        .await
-        .map_err(netlink_err("cannot delete the veth pair"))?;
-    net.ipam()
-        .release(&req.container_id, &req.ifname)
-        .map_err(|e| PluginError::new(code::IO, "cannot release the address", e))?;
-    net.nat().remove_pod(&req.container_id, &req.ifname)
+    let deleted = node.delete(&host_veth_name(&req.container_id, &req.ifname)).await;
+    let released = net.ipam().release(&req.container_id, &req.ifname);
+    if let Some(pending) = hostports {
+        pending.finish()?;
+    }
+    deleted.map_err(netlink_err("cannot delete the veth pair"))?;
+    released.map_err(|e| PluginError::new(code::IO, "cannot release the address", e))?;
+    Ok(())
 }
 
 async fn check(req: &Request, net: &Network) -> Result<(), PluginError> {
@@ -308,7 +312,8 @@ mod tests {
         assert!(net.conf.hairpin_mode && net.conf.ip_masq);
         assert_eq!(net.conf.mtu, 1500);
         assert_eq!(net.dir, Path::new("/x/n"));
-        let old = br#"{"cniVersion":"0.2.0","name":"n","bridge":"b","subnet":"10.42.0.0/24","clusterCIDR":"10.42.0.0/16","dataDir":"/x"}"#;
+        let old = br#"{"cniVersion":"0.2.0","name":"n","bridge":"b","subnet":"10.42.0.0/24",
+            "clusterCIDR":"10.42.0.0/16","dataDir":"/x"}"#;
         assert_eq!(Network::parse(old).err().unwrap().code, code::INCOMPATIBLE_VERSION);
     }
 }

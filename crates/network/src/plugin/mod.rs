@@ -123,12 +123,11 @@ fn request_from_env() -> Result<Request, PluginError> {
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let command = Command::parse(&var("CNI_COMMAND"))
         .ok_or_else(|| PluginError::new(code::INVALID_ENV, "CNI_COMMAND must be ADD, DEL, CHECK or VERSION", ""))?;
+    // VERSION gets a config too (just its cniVersion); reading it keeps the caller's write from failing.
     let mut config = Vec::new();
-    if command != Command::Version {
-        std::io::stdin()
-            .read_to_end(&mut config)
-            .map_err(|e| PluginError::new(code::IO, "cannot read the network config from stdin", e))?;
-    }
+    std::io::stdin()
+        .read_to_end(&mut config)
+        .map_err(|e| PluginError::new(code::IO, "cannot read the network config from stdin", e))?;
     let container_id = var("CNI_CONTAINERID");
     let ifname = var("CNI_IFNAME");
     if command != Command::Version && (container_id.is_empty() || ifname.is_empty()) {

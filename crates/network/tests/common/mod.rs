@@ -111,8 +111,7 @@ pub fn tcp_peer(ns: &Path, addr: SocketAddr) -> std::io::Result<String> {
 
 /// A TCP server inside a namespace that writes each client's address back and closes; stopped on drop.
 pub struct PeerServer {
-    ns: PathBuf,
-    port: u16,
+    fd: std::os::fd::RawFd,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -122,6 +121,7 @@ impl PeerServer {
         let stop = Arc::new(AtomicBool::new(false));
         let listener = in_netns(ns, || TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).expect("bind"));
         let flag = stop.clone();
+        let fd = listener.as_raw_fd();
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
@@ -133,15 +133,17 @@ impl PeerServer {
                 }
             }
         });
-        PeerServer { ns: ns.to_path_buf(), port, stop, thread: Some(thread) }
+        PeerServer { fd, stop, thread: Some(thread) }
     }
 }
 
 impl Drop for PeerServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocked accept through the namespace's loopback.
-        let _ = tcp_peer(&self.ns, SocketAddr::from(([127, 0, 0, 1], self.port)));
+        // Wakes the blocked accept (with EINVAL) without needing any route into the namespace; the listener
+        // thread still owns, and closes, the socket.
+        // SAFETY: the descriptor stays open until the thread, joined below, drops the listener.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
