@@ -59,6 +59,18 @@ fn pods_run_as_containers_with_upstream_statuses_and_logs() {
     let node = cluster.node_name(0);
     let nodes = cluster.kubectl_ok(&["get", "nodes", "-o", "wide"]);
     assert!(nodes.contains(&node) && nodes.contains(" Ready ") && nodes.contains("runc://"), "{nodes}");
+    let node_json: Value = serde_json::from_str(&cluster.kubectl_ok(&["get", "node", &node, "-o", "json"])).unwrap();
+    assert_eq!(node_json["spec"]["podCIDR"], "10.42.0.0/24");
+    assert_eq!(node_json["status"]["allocatable"]["pods"], "110");
+    for resource in ["cpu", "memory", "ephemeral-storage"] {
+        assert!(node_json["status"]["capacity"][resource].is_string(), "no {resource} capacity: {node_json}");
+    }
+    let conditions: Vec<&str> =
+        node_json["status"]["conditions"].as_array().unwrap().iter().filter_map(|c| c["type"].as_str()).collect();
+    assert_eq!(conditions, ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]);
+    let lease =
+        cluster.kubectl_ok(&["get", "lease", "-n", "kube-node-lease", &node, "-o", "jsonpath={.spec.holderIdentity}"]);
+    assert_eq!(lease, node);
 
     let manifests = [
         pod("web", &node, "Always", "mkdir -p /w && echo hello-from-web > /w/index.html && exec httpd -f -p 8080 -h /w"),
@@ -248,7 +260,12 @@ fn images_come_from_a_registry_and_bad_references_say_why() {
         "mirrors:\n  \"10.99.0.250:5000\":\n    endpoint: [\"http://10.99.0.250:5000\"]\n",
     )
     .unwrap();
-    let cluster = LocalCluster::up(BINARY.as_ref(), 1, &["--registries", &registries.path().display().to_string()]);
+    // This cluster runs its containers with crun instead of runc.
+    let cluster = LocalCluster::up(
+        BINARY.as_ref(),
+        1,
+        &["--registries", &registries.path().display().to_string(), "--container-runtime", "crun"],
+    );
     let registry = cluster.start_registry();
     registry.push_oci_archive(&images().join("busybox.oci.tar"), "library/busybox:1.0");
     let node = cluster.node_name(0);
@@ -263,6 +280,8 @@ fn images_come_from_a_registry_and_bad_references_say_why() {
     let pulled = wait_pod(&cluster, "pulled", |p| p["status"]["phase"] == "Succeeded");
     assert!(container_status(&pulled)["imageID"].as_str().is_some_and(|id| id.contains("@sha256:")), "{pulled}");
     assert_eq!(cluster.kubectl_ok(&["logs", "pulled"]), "pulled\n");
+    let nodes = cluster.kubectl_ok(&["get", "nodes", "-o", "wide"]);
+    assert!(nodes.contains("crun://"), "{nodes}");
     let events = cluster.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=pulled"]);
     assert!(events.contains("Pulling") && events.contains("Successfully pulled image"), "{events}");
 
@@ -304,4 +323,28 @@ fn a_restarted_kubelet_finds_its_containers_again() {
     let output = cluster.down();
     assert!(output.status.success(), "down failed: {}", String::from_utf8_lossy(&output.stderr));
     assert_nothing_left(&cluster, &state, &shims);
+}
+
+#[test]
+fn images_command_imports_lists_and_removes() {
+    let dir = tempfile::Builder::new().prefix("k8rs-images-").tempdir().unwrap();
+    let k8rs = |args: &[&str]| {
+        let output = std::process::Command::new(BINARY).args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (ok, out) = k8rs(&["images", "import", &images().join("busybox.docker.tar").display().to_string()]);
+    assert!(ok && out.contains("imported docker.io/library/busybox:latest"), "{out}");
+    let (ok, out) = k8rs(&["images", "list"]);
+    assert!(ok && out.contains("docker.io/library/busybox") && out.contains("latest"), "{out}");
+    let (ok, out) = k8rs(&["images", "import", "/nonexistent.tar"]);
+    assert!(!ok && out.contains("/nonexistent.tar: no such file"), "{out}");
+    let (ok, out) = k8rs(&["images", "rm", "busybox"]);
+    assert!(ok, "{out}");
+    let (ok, out) = k8rs(&["images", "list"]);
+    assert!(ok && !out.contains("busybox"), "{out}");
+    let (ok, out) = k8rs(&["images", "rm", "busybox"]);
+    assert!(!ok && out.contains("busybox"), "removing a missing image must fail: {out}");
 }
