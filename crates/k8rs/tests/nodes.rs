@@ -211,6 +211,19 @@ fn pods_run_as_containers_with_upstream_statuses_and_logs() {
     let gone = cluster.kubectl(&["get", "pod", "term"]);
     assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
 
+    // A preStop hook runs in the container before it is stopped.
+    let hook_dir = tempfile::Builder::new().prefix("k8rs-hook-").tempdir().unwrap();
+    cluster.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: hooked}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 3\n  \
+         volumes: [{{name: out, hostPath: {{path: {}}}}}]\n  containers:\n  - name: main\n    image: busybox\n    \
+         imagePullPolicy: IfNotPresent\n    command: [sleep, '3600']\n    volumeMounts: [{{name: out, mountPath: /out}}]\n    \
+         lifecycle: {{preStop: {{exec: {{command: [sh, -c, 'echo stopping > /out/prestop']}}}}}}\n",
+        hook_dir.path().display()
+    ));
+    wait_pod(&cluster, "hooked", |p| p["status"]["phase"] == "Running");
+    cluster.kubectl_ok(&["delete", "pod", "hooked", "--wait=true", "--timeout=60s"]);
+    assert_eq!(std::fs::read_to_string(hook_dir.path().join("prestop")).unwrap_or_default(), "stopping\n");
+
     // Everything goes with `down`: processes (shims too), namespaces, mounts, cgroups, files.
     let state = cluster.state();
     let shims = shim_pids(&cluster.cluster_dir());

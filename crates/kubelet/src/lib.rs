@@ -3,6 +3,7 @@
 //! and events, and serves their logs to the API server. It talks to the control plane only through the API.
 
 mod events;
+mod hooks;
 mod join;
 mod logs;
 mod node;

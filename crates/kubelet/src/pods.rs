@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::events::{Kind, Recorder, Subject};
-use crate::{spec, status, volumes, Config};
+use crate::{hooks, spec, status, volumes, Config};
 
 /// How often a worker looks at its containers when nothing else wakes it.
 const POLL: Duration = Duration::from_millis(250);
@@ -988,18 +988,23 @@ impl Worker {
             {
                 self.event(pod, Some(name), Kind::Normal, "Killing", &format!("Stopping container {name}")).await;
                 let (runtime, id) = (config.containers.clone(), id.clone());
-                let pre_stop_sleep = pod
+                let pre_stop = pod
                     .spec
                     .as_ref()
                     .and_then(|s| s.containers.iter().find(|c| c.name == *name))
-                    .and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref()?.sleep.as_ref().map(|s| s.seconds))
-                    .unwrap_or(0);
+                    .and_then(|c| c.lifecycle.as_ref()?.pre_stop.clone());
+                let (recorder, subject_pod, container) = (self.manager.recorder.clone(), pod.clone(), name.clone());
+                let pod_ip = self.pod_ip.clone();
                 stops.push(tokio::spawn(async move {
                     let started = Instant::now();
-                    if pre_stop_sleep > 0 {
-                        tokio::time::sleep(Duration::from_secs(pre_stop_sleep.min(grace) as u64)).await;
+                    let grace = Duration::from_secs(grace as u64);
+                    if let Some(hook) = pre_stop {
+                        if let Err(message) = hooks::run(&runtime, &id, &hook, pod_ip.as_deref(), grace).await {
+                            let subject = Worker::subject(&subject_pod, Some(&container));
+                            recorder.record(&subject, Kind::Warning, "FailedPreStopHook", &message).await;
+                        }
                     }
-                    let left = Duration::from_secs(grace as u64).saturating_sub(started.elapsed());
+                    let left = grace.saturating_sub(started.elapsed());
                     if let Err(error) = runtime.stop_container(&id, left).await {
                         tracing::warn!(%error, container = %id, "cannot stop the container");
                     }

@@ -15,6 +15,7 @@ mod shim;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -392,6 +393,32 @@ impl ContainerRuntime {
             Ok(())
         } else {
             Err(RuntimeError::StopTimeout { id: id.to_string(), timeout: KILL_TIMEOUT })
+        }
+    }
+
+    /// Runs `args` inside a running container (`RT exec`, joining all its namespaces and cgroups), for at most
+    /// `timeout`; returns the command's exit code and its output (stdout, then stderr).
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<(i32, Vec<u8>), RuntimeError> {
+        self.container_dir(id)?;
+        let mut cmd = tokio::process::Command::from(self.inner.rt.command(None));
+        cmd.arg("exec").arg(id).args(args);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.kill_on_drop(true);
+        match tokio::time::timeout(timeout, cmd.output()).await {
+            Ok(Ok(out)) => {
+                let mut output = out.stdout;
+                output.extend_from_slice(&out.stderr);
+                Ok((out.status.code().unwrap_or(128 + out.status.signal().unwrap_or(0)), output))
+            }
+            Ok(Err(e)) => Err(self.inner.rt.error("exec", id, e.to_string())),
+            Err(_) => Err(self.inner.rt.error("exec", id, format!("command timed out after {timeout:?}"))),
         }
     }
 
