@@ -2,14 +2,13 @@
 //! field path, reason and message) bumps the count of the first one instead of making a new object.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use apimachinery::time::rfc3339;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio::sync::Mutex;
+use tokio::sync::mpsc;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -28,33 +27,84 @@ pub struct Subject<'a> {
 /// (namespace, pod uid, field path, reason, message): what makes two events the same.
 type EventKey = (String, String, String, String, String);
 
+/// One event to record, owned so that it can wait in the queue.
+struct Request {
+    namespace: String,
+    pod: String,
+    uid: String,
+    field_path: String,
+    kind: Kind,
+    reason: String,
+    message: String,
+    at: SystemTime,
+}
+
+enum Message {
+    Record(Request),
+    Forget(String),
+}
+
+/// Queues events for a background writer: pod workers never wait for the API on their way to a running container.
 #[derive(Clone)]
 pub struct Recorder {
-    client: kube::Client,
-    node: String,
-    /// The event recorded for each key → (event name, count).
-    seen: Arc<Mutex<HashMap<EventKey, (String, i32)>>>,
+    queue: mpsc::UnboundedSender<Message>,
 }
 
 impl Recorder {
     pub fn new(client: kube::Client, node: String) -> Recorder {
-        Recorder { client, node, seen: Default::default() }
+        let (queue, mut inbox) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut writer = Writer { client, node, seen: HashMap::new() };
+            while let Some(message) = inbox.recv().await {
+                match message {
+                    Message::Record(request) => writer.write(request).await,
+                    Message::Forget(uid) => writer.seen.retain(|key, _| key.1 != uid),
+                }
+            }
+        });
+        Recorder { queue }
     }
 
-    /// Records an event; failures are logged, never returned (events are best effort, as upstream).
+    /// Records an event in order with the others; failures are logged, never returned (events are best effort).
     pub async fn record(&self, subject: &Subject<'_>, kind: Kind, reason: &str, message: &str) {
-        let field_path = subject.container.map(|c| format!("spec.containers{{{c}}}")).unwrap_or_default();
+        let request = Request {
+            namespace: subject.namespace.to_string(),
+            pod: subject.pod.to_string(),
+            uid: subject.uid.to_string(),
+            field_path: subject.container.map(|c| format!("spec.containers{{{c}}}")).unwrap_or_default(),
+            kind,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            at: SystemTime::now(),
+        };
+        let _ = self.queue.send(Message::Record(request));
+    }
+
+    /// Forgets a pod's events once the pod is gone.
+    pub async fn forget(&self, uid: &str) {
+        let _ = self.queue.send(Message::Forget(uid.to_string()));
+    }
+}
+
+struct Writer {
+    client: kube::Client,
+    node: String,
+    /// The event recorded for each key → (event name, count).
+    seen: HashMap<EventKey, (String, i32)>,
+}
+
+impl Writer {
+    async fn write(&mut self, request: Request) {
         let key = (
-            subject.namespace.to_string(),
-            subject.uid.to_string(),
-            field_path.clone(),
-            reason.to_string(),
-            message.to_string(),
+            request.namespace.clone(),
+            request.uid.clone(),
+            request.field_path.clone(),
+            request.reason.clone(),
+            request.message.clone(),
         );
-        let api: Api<Event> = Api::namespaced(self.client.clone(), subject.namespace);
-        let now = rfc3339(SystemTime::now());
-        let mut seen = self.seen.lock().await;
-        if let Some((name, count)) = seen.get_mut(&key) {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &request.namespace);
+        let now = rfc3339(request.at);
+        if let Some((name, count)) = self.seen.get_mut(&key) {
             *count += 1;
             let patch = json!({"count": *count, "lastTimestamp": now});
             match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
@@ -62,16 +112,17 @@ impl Recorder {
                 Err(error) => tracing::debug!(%error, "cannot update an event; making a new one"),
             }
         }
-        let name = format!("{}.{:x}", subject.pod, rand_suffix());
+        let name = format!("{}.{:x}", request.pod, rand_suffix());
+        let field_path = (!request.field_path.is_empty()).then_some(&request.field_path);
         let event: Event = serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": subject.namespace},
+            "metadata": {"name": name, "namespace": request.namespace},
             "involvedObject": {
-                "kind": "Pod", "apiVersion": "v1", "namespace": subject.namespace, "name": subject.pod,
-                "uid": subject.uid, "fieldPath": if field_path.is_empty() { None } else { Some(&field_path) },
+                "kind": "Pod", "apiVersion": "v1", "namespace": request.namespace, "name": request.pod,
+                "uid": request.uid, "fieldPath": field_path,
             },
-            "reason": reason,
-            "message": message,
-            "type": if kind == Kind::Normal { "Normal" } else { "Warning" },
+            "reason": request.reason,
+            "message": request.message,
+            "type": if request.kind == Kind::Normal { "Normal" } else { "Warning" },
             "source": {"component": "kubelet", "host": self.node},
             "reportingComponent": "kubelet",
             "reportingInstance": self.node,
@@ -82,15 +133,10 @@ impl Recorder {
         .expect("a valid Event");
         match api.create(&PostParams::default(), &event).await {
             Ok(_) => {
-                seen.insert(key, (name, 1));
+                self.seen.insert(key, (name, 1));
             }
-            Err(error) => tracing::debug!(%error, %reason, "cannot record an event"),
+            Err(error) => tracing::debug!(%error, reason = %request.reason, "cannot record an event"),
         }
-    }
-
-    /// Forgets a pod's events once the pod is gone.
-    pub async fn forget(&self, uid: &str) {
-        self.seen.lock().await.retain(|key, _| key.1 != uid);
     }
 }
 
