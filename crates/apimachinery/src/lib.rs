@@ -11,6 +11,7 @@ mod k8s_kinds;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod quantity;
 pub mod registry;
 pub mod selector;
 pub mod status;

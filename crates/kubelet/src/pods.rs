@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher;
 use runtime::container::{ContainerSpec, ContainerState, Sandbox, SandboxSpec};
@@ -782,28 +782,9 @@ impl Worker {
         for source in container.env_from.iter().flatten() {
             let prefix = source.prefix.clone().unwrap_or_default();
             let data = if let Some(cm) = &source.config_map_ref {
-                match Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(self.manager.client.clone(), namespace)
-                    .get(&cm.name)
-                    .await
-                {
-                    Ok(object) => object.data.unwrap_or_default(),
-                    Err(_) if cm.optional == Some(true) => BTreeMap::new(),
-                    Err(_) => return Err(format!("configmap \"{}\" not found", cm.name)),
-                }
+                self.source_data(namespace, Source::ConfigMap, &cm.name, cm.optional == Some(true)).await?
             } else if let Some(secret) = &source.secret_ref {
-                match Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.manager.client.clone(), namespace)
-                    .get(&secret.name)
-                    .await
-                {
-                    Ok(object) => object
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                        .collect(),
-                    Err(_) if secret.optional == Some(true) => BTreeMap::new(),
-                    Err(_) => return Err(format!("secret \"{}\" not found", secret.name)),
-                }
+                self.source_data(namespace, Source::Secret, &secret.name, secret.optional == Some(true)).await?
             } else {
                 BTreeMap::new()
             };
@@ -849,46 +830,27 @@ impl Worker {
                             }
                         }
                     } else if let Some(key) = &from.config_map_key_ref {
-                        match Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
-                            self.manager.client.clone(),
-                            namespace,
-                        )
-                        .get(&key.name)
-                        .await
-                        {
-                            Ok(object) => match object.data.unwrap_or_default().get(&key.key) {
-                                Some(value) => value.clone(),
-                                None if key.optional == Some(true) => continue,
-                                None => {
-                                    return Err(format!(
-                                        "couldn't find key {} in ConfigMap {namespace}/{}",
-                                        key.key, key.name
-                                    ))
-                                }
-                            },
-                            Err(_) if key.optional == Some(true) => continue,
-                            Err(_) => return Err(format!("configmap \"{}\" not found", key.name)),
+                        let optional = key.optional == Some(true);
+                        let data = self.source_data(namespace, Source::ConfigMap, &key.name, optional).await?;
+                        match data.get(&key.key) {
+                            Some(value) => value.clone(),
+                            None if optional => continue,
+                            None => {
+                                return Err(format!(
+                                    "couldn't find key {} in ConfigMap {namespace}/{}",
+                                    key.key, key.name
+                                ))
+                            }
                         }
                     } else if let Some(key) = &from.secret_key_ref {
-                        match Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
-                            self.manager.client.clone(),
-                            namespace,
-                        )
-                        .get(&key.name)
-                        .await
-                        {
-                            Ok(object) => match object.data.unwrap_or_default().get(&key.key) {
-                                Some(value) => String::from_utf8_lossy(&value.0).into_owned(),
-                                None if key.optional == Some(true) => continue,
-                                None => {
-                                    return Err(format!(
-                                        "couldn't find key {} in Secret {namespace}/{}",
-                                        key.key, key.name
-                                    ))
-                                }
-                            },
-                            Err(_) if key.optional == Some(true) => continue,
-                            Err(_) => return Err(format!("secret \"{}\" not found", key.name)),
+                        let optional = key.optional == Some(true);
+                        let data = self.source_data(namespace, Source::Secret, &key.name, optional).await?;
+                        match data.get(&key.key) {
+                            Some(value) => value.clone(),
+                            None if optional => continue,
+                            None => {
+                                return Err(format!("couldn't find key {} in Secret {namespace}/{}", key.key, key.name))
+                            }
                         }
                     } else if let Some(resource) = &from.resource_field_ref {
                         let limits = container.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
@@ -914,6 +876,35 @@ impl Worker {
             set(&mut env, var.name.clone(), value);
         }
         Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+    }
+
+    /// The data of a ConfigMap or Secret (decoded), for env; empty when it is optional and missing.
+    async fn source_data(
+        &self,
+        namespace: &str,
+        source: Source,
+        name: &str,
+        optional: bool,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let client = self.manager.client.clone();
+        let data = match source {
+            Source::ConfigMap => {
+                Api::<ConfigMap>::namespaced(client, namespace).get(name).await.map(|o| o.data.unwrap_or_default())
+            }
+            Source::Secret => Api::<Secret>::namespaced(client, namespace).get(name).await.map(|o| {
+                o.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect()
+            }),
+        };
+        match data {
+            Ok(data) => Ok(data),
+            Err(_) if optional => Ok(BTreeMap::new()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(format!("{} \"{name}\" not found", source.noun())),
+            Err(e) => Err(format!("cannot read {} \"{name}\": {e}", source.noun())),
+        }
     }
 
     fn publish_view(&self, pod: &Pod) {
@@ -1079,6 +1070,21 @@ impl Worker {
         volumes::cleanup(&self.pod_dir());
         if let (Some(namespace), Some(name)) = (namespace, name) {
             let _ = std::fs::remove_dir_all(config.dir.join("logs").join(format!("{namespace}_{name}_{}", self.uid)));
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Source {
+    ConfigMap,
+    Secret,
+}
+
+impl Source {
+    fn noun(self) -> &'static str {
+        match self {
+            Source::ConfigMap => "configmap",
+            Source::Secret => "secret",
         }
     }
 }

@@ -68,44 +68,14 @@ pub fn expand(word: &str, vars: &BTreeMap<&str, &str>) -> String {
     out
 }
 
-/// CPU in millicores, memory in bytes.
+/// CPU in millicores.
 pub fn cpu_millis(quantity: &Quantity) -> Option<i64> {
-    let text = quantity.0.trim();
-    if let Some(millis) = text.strip_suffix('m') {
-        return millis.parse().ok();
-    }
-    text.parse::<f64>().ok().map(|cores| (cores * 1000.0).ceil() as i64)
+    apimachinery::quantity::parse(&quantity.0).map(|cores| (cores * 1000.0).ceil() as i64)
 }
 
+/// Memory in bytes.
 pub fn bytes(quantity: &Quantity) -> Option<i64> {
-    let text = quantity.0.trim();
-    let units: [(&str, f64); 12] = [
-        ("Ki", 1024.0),
-        ("Mi", 1024f64.powi(2)),
-        ("Gi", 1024f64.powi(3)),
-        ("Ti", 1024f64.powi(4)),
-        ("Pi", 1024f64.powi(5)),
-        ("Ei", 1024f64.powi(6)),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    for (suffix, factor) in units {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return number.parse::<f64>().ok().map(|n| (n * factor).ceil() as i64);
-        }
-    }
-    if let Some((mantissa, exponent)) = text.split_once(['e', 'E']) {
-        let (m, e) = (mantissa.parse::<f64>().ok()?, exponent.parse::<i32>().ok()?);
-        return Some((m * 10f64.powi(e)).ceil() as i64);
-    }
-    if let Some(millis) = text.strip_suffix('m') {
-        return millis.parse::<f64>().ok().map(|m| (m / 1000.0).ceil() as i64);
-    }
-    text.parse::<f64>().ok().map(|n| n.ceil() as i64)
+    apimachinery::quantity::parse(&quantity.0).map(|n| n.ceil() as i64)
 }
 
 /// A container's cgroup values: (cpu shares, cpu quota, memory limit).
