@@ -383,7 +383,8 @@ impl Worker {
                 hostname,
                 host_network,
                 cgroup_parent: spec::cgroup_parent(pod),
-                cpu_shares: None,
+                // Upstream: the pod's shares are the sum of its containers' requests.
+                cpu_shares: Some(spec.containers.iter().filter_map(|c| spec::resources(c).cpu_shares).sum::<u64>().max(2)),
                 cpu_quota,
                 cpu_period: cpu_quota.map(|_| spec::CPU_PERIOD),
                 memory_limit,
