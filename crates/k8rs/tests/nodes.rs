@@ -76,6 +76,7 @@ fn pods_run_as_containers_with_upstream_statuses_and_logs() {
         pod("web", &node, "Always", "mkdir -p /w && echo hello-from-web > /w/index.html && exec httpd -f -p 8080 -h /w"),
         pod("done", &node, "Never", "echo finished"),
         pod("crash", &node, "Always", "echo crash-run; exit 3"),
+        pod("retry", &node, "OnFailure", "echo failing; exit 1"),
         pod("counter", &node, "Always", "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.2; done"),
         pod("term", &node, "Always", "trap 'echo got-term; exit 0' TERM; while true; do sleep 0.2; done"),
         format!(
@@ -149,6 +150,11 @@ fn pods_run_as_containers_with_upstream_statuses_and_logs() {
     assert!(table.contains("CrashLoopBackOff"), "{table}");
     let events = cluster.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=crash"]);
     assert!(events.contains("BackOff"), "{events}");
+
+    // OnFailure: a failed run is restarted.
+    let retry = wait_pod(&cluster, "retry", |p| container_status(p)["restartCount"].as_i64().unwrap_or(0) >= 1);
+    assert_eq!(container_status(&retry)["lastState"]["terminated"]["exitCode"], 1, "{retry}");
+    assert_eq!(retry["status"]["phase"], "Running", "an OnFailure pod that will restart is Running");
 
     // OOM kill at the memory limit.
     let oom = wait_pod(&cluster, "oom", |p| p["status"]["phase"] == "Failed");
@@ -316,7 +322,13 @@ fn a_restarted_kubelet_finds_its_containers_again() {
     let node = cluster.node_name(1);
     cluster.apply(&pod("steady", &node, "Always", "i=0; while true; do echo n-$i; i=$((i+1)); sleep 0.1; done"));
     let before = wait_pod(&cluster, "steady", |p| p["status"]["phase"] == "Running");
-    assert!(before["status"]["podIP"].as_str().is_some_and(|ip| ip.starts_with("10.42.1.")), "{before}");
+    // Each node has its own pod subnet (which one is first-come, first-served).
+    let cidrs = cluster.kubectl_ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"]);
+    let cidrs: Vec<&str> = cidrs.split_whitespace().collect();
+    assert!(cidrs.len() == 2 && cidrs[0] != cidrs[1], "{cidrs:?}");
+    let node_cidr = cluster.kubectl_ok(&["get", "node", &node, "-o", "jsonpath={.spec.podCIDR}"]);
+    let prefix = node_cidr.trim_end_matches("0/24");
+    assert!(before["status"]["podIP"].as_str().is_some_and(|ip| ip.starts_with(prefix)), "{before} not in {node_cidr}");
     cluster.wait_for(&["logs", "steady"], DEADLINE, |text| text.lines().count() >= 10);
 
     cluster.restart_node(1);
@@ -330,6 +342,26 @@ fn a_restarted_kubelet_finds_its_containers_again() {
     let numbers: Vec<u64> = logs.lines().map(|l| l.trim_start_matches("n-").parse().expect("n-N")).collect();
     assert!(numbers.len() > 20, "{logs}");
     assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "a log line was lost: {numbers:?}");
+
+    // Joining takes the cluster's token: a wrong secret is refused, a token for another CA is caught.
+    let kubeconfig = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+    let server = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_string();
+    let join = |token: &str| {
+        let dir = tempfile::Builder::new().prefix("k8rs-agent-").tempdir().unwrap();
+        let output = std::process::Command::new(BINARY)
+            .args(["agent", "--server", &server, "--token", token, "--node-name", "intruder", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let refused = join("not-the-token");
+    assert!(refused.contains("the server refused the join token") && refused.contains("401"), "{refused}");
+    let other_ca = join(&format!("K10{}::server:whatever", "0".repeat(64)));
+    assert!(other_ca.contains("does not match the join token"), "{other_ca}");
+    let nodes = cluster.kubectl_ok(&["get", "nodes", "-o", "name"]);
+    assert!(!nodes.contains("intruder"), "{nodes}");
 
     let state = cluster.state();
     let shims = shim_pids(&cluster.cluster_dir());
