@@ -89,6 +89,14 @@ impl Pki {
         let ca_signing_key = key_pair(&ca_key, &ca.key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_signing_key)
             .map_err(|e| PkiError::Invalid { path: ca_cert.clone(), reason: e.to_string() })?;
+        // A serving certificate that no longer names every address of this machine (moved, new interfaces) is
+        // made again; clients would refuse it otherwise.
+        let serving_path = dir.join("serving.crt");
+        if read(&serving_path)?.is_some_and(|pem| !covers(&pem, serving_names, serving_ips)) {
+            tracing::info!(path = %serving_path.display(), "the serving certificate misses an address; making a new one");
+            std::fs::remove_file(&serving_path)
+                .map_err(|source| PkiError::Io { path: serving_path.clone(), source })?;
+        }
         let serving = load_or_issue(dir, "serving", &issuer, |params| {
             params.distinguished_name.push(DnType::CommonName, "k8rs-apiserver");
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -123,6 +131,28 @@ impl Pki {
         let key = KeyPair::from_pem(&self.ca.key_pem).map_err(|e| invalid(e.to_string()))?;
         Issuer::from_ca_cert_pem(&self.ca.cert_pem, key).map_err(|e| invalid(e.to_string()))
     }
+}
+
+/// Whether a PEM certificate's subject alternative names include every name and address given.
+fn covers(pem: &str, names: &[String], ips: &[IpAddr]) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    let Ok(der) = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()) else { return false };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else { return false };
+    let Ok(Some(san)) = cert.subject_alternative_name() else { return false };
+    let mut dns = Vec::new();
+    let mut addresses = Vec::new();
+    for name in &san.value.general_names {
+        match name {
+            x509_parser::extensions::GeneralName::DNSName(name) => dns.push(name.to_string()),
+            x509_parser::extensions::GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => addresses.push(IpAddr::from(<[u8; 4]>::try_from(*bytes).expect("4 bytes"))),
+                16 => addresses.push(IpAddr::from(<[u8; 16]>::try_from(*bytes).expect("16 bytes"))),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    names.iter().all(|n| dns.contains(n)) && ips.iter().all(|ip| addresses.contains(ip))
 }
 
 fn make_ca() -> Result<CertKey, PkiError> {
@@ -260,4 +290,25 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
         std::fs::create_dir_all(dir).map_err(|source| PkiError::Io { path: dir.into(), source })?;
     }
     write(path, text, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_address_gets_a_new_serving_certificate_from_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_string()];
+        let first = Pki::load_or_create(dir.path(), &names, &["10.0.0.1".parse().unwrap()]).unwrap();
+        let again = Pki::load_or_create(dir.path(), &names, &["10.0.0.1".parse().unwrap()]).unwrap();
+        assert_eq!(first.serving.cert_pem, again.serving.cert_pem, "an unchanged machine keeps its certificate");
+        let ips: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.99.0.1".parse().unwrap()];
+        let moved = Pki::load_or_create(dir.path(), &names, &ips).unwrap();
+        assert_ne!(first.serving.cert_pem, moved.serving.cert_pem);
+        assert!(covers(&moved.serving.cert_pem, &names, &ips));
+        assert!(!covers(&first.serving.cert_pem, &names, &ips));
+        assert_eq!(first.ca.cert_pem, moved.ca.cert_pem);
+        assert_eq!(first.admin.cert_pem, moved.admin.cert_pem);
+    }
 }
