@@ -13,6 +13,7 @@ mod kubelet;
 mod metrics;
 mod objects;
 mod openapi;
+mod openapi_v2;
 pub mod pki;
 mod rest;
 mod reviews;
@@ -307,6 +308,7 @@ async fn route(state: &State, identity: &Identity, request: Request<Incoming>, p
             None => http::json(StatusCode::OK, &discovery::api_group_list()),
         },
         (&Method::GET, ["api", "v1"]) => resource_list("", "v1", path),
+        (&Method::GET, ["openapi", "v2"]) => openapi_v2::serve(request.headers()),
         (&Method::GET, ["openapi", "v3"]) => http::json(StatusCode::OK, &openapi::index()),
         (&Method::GET, ["openapi", "v3", rest @ ..]) => match openapi::document_for(&rest.join("/")) {
             Some(document) => http::json(StatusCode::OK, &document),

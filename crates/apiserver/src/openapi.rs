@@ -31,8 +31,8 @@ fn hash(value: &Value) -> String {
 }
 
 /// Every group version's document and its hash by its path, built once: they are static and large (the core
-/// one holds hundreds of schemas), and kubectl fetches the index before each write.
-fn documents() -> &'static BTreeMap<String, (Value, String)> {
+/// one holds hundreds of schemas), and kubectl fetches the index before each write. `/openapi/v2` is made from them.
+pub(crate) fn documents() -> &'static BTreeMap<String, (Value, String)> {
     static DOCUMENTS: OnceLock<BTreeMap<String, (Value, String)>> = OnceLock::new();
     DOCUMENTS.get_or_init(|| {
         GROUPS
