@@ -5,8 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-packages.sh etcd-server protobuf-compiler python3 \
+./scripts/install-packages.sh etcd-server protobuf-compiler python3 python3-venv \
   runc crun iproute2 nftables iptables containernetworking-plugins docker-registry skopeo busybox-static
+# The official Python client (PyPI), pinned, for crates/k8rs/tests/python_client.rs: in a project-local virtualenv,
+# as Debian's python3 refuses pip installs outside one. The test finds it through K8RS_PYTHON.
+python3 -m venv target/pyenv
+target/pyenv/bin/pip install -q --disable-pip-version-check kubernetes==37.0.2
+export K8RS_PYTHON="$PWD/target/pyenv/bin/python3"
 
 # The kubectl tests need the real kubectl and its versioned binaries (kubectl.1.27 … kubectl.1.33), which the
 # machine image ships (Google Cloud SDK packaging); no Debian package provides them.
