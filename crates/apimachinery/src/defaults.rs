@@ -5,6 +5,17 @@
 
 use serde_json::{json, Map, Value};
 
+/// `stringData` is write-only: upstream's decoding moves it into `data` (base64), its keys winning.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|s| s.remove("stringData")) else { return };
+    let data = entry(secret, "data");
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        data[key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// Applies the defaults kube-apiserver applies when it decodes an object of this kind.
 pub fn apply(group: &str, version: &str, kind: &str, object: &mut Value) {
     match (group, kind) {
@@ -35,7 +46,10 @@ pub fn apply(group: &str, version: &str, kind: &str, object: &mut Value) {
             default_str(entry(object, "status"), "phase", "Pending");
         }
         ("", "PersistentVolumeClaim") => persistent_volume_claim(object),
-        ("", "Secret") => default_str(object, "type", "Opaque"),
+        ("", "Secret") => {
+            default_str(object, "type", "Opaque");
+            merge_string_data(object);
+        }
         ("", "Endpoints") => {
             for subset in items(object.get_mut("subsets")) {
                 for port in items(subset.get_mut("ports")) {
@@ -908,6 +922,10 @@ mod tests {
         assert_eq!(pvc["spec"]["volumeMode"], "Filesystem");
         assert_eq!(pvc["status"], json!({"phase": "Pending"}));
 
+        let merged = defaulted("", "v1", "Secret", json!({"data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "z"}}));
+        assert_eq!(merged, json!({"type": "Opaque", "data": {"a": "eA==", "b": "eg=="}}));
+        let only_strings = defaulted("", "v1", "Secret", json!({"stringData": {"user": "admin"}}));
+        assert_eq!(only_strings["data"], json!({"user": "YWRtaW4="}));
         let secret = defaulted("", "v1", "Secret", json!({"data": {}}));
         assert_eq!(secret["type"], "Opaque");
 

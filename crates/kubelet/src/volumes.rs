@@ -51,9 +51,8 @@ pub async fn prepare(client: &kube::Client, pod: &Pod, pod_dir: &Path) -> Result
             let name = secret.secret_name.clone().unwrap_or_default();
             match Api::<Secret>::namespaced(client.clone(), namespace).get(&name).await {
                 Ok(object) => {
-                    let mut data: BTreeMap<String, Vec<u8>> =
+                    let data: BTreeMap<String, Vec<u8>> =
                         object.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-                    data.extend(object.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
                     write_keys(&dir, &data, secret.items.as_deref(), secret.default_mode.or(Some(0o644)))
                         .map_err(io)?;
                 }
