@@ -66,8 +66,10 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// Absolute, as it appears in the nodes' command lines (which is how `down` recognises their processes).
     fn dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| PathBuf::from("/var/lib/k8rs/local-clusters").join(&self.name))
+        let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from("/var/lib/k8rs/local-clusters").join(&self.name));
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 }
 
@@ -180,7 +182,7 @@ async fn up(args: &UpArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     );
     anyhow::ensure!((1..=200).contains(&args.nodes), "--nodes must be from 1 to 200");
     if let Some(state) = State::load(dir) {
-        if state.processes.iter().any(|pid| is_ours(*pid)) {
+        if state.processes.iter().any(|pid| is_ours(*pid, dir)) {
             bail!(
                 "cluster {name:?} is already up (state in {}); run `k8rs local-cluster down --name {name}` first",
                 dir.display()
@@ -354,18 +356,19 @@ fn spawn_in(command: &mut Command, namespace: &str, node_dir: &Path, keep_fd: Op
     Ok(child.id())
 }
 
-/// Whether `pid` is still one of our k8rs processes (and not a recycled pid).
-fn is_ours(pid: u32) -> bool {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let ours = std::env::current_exe().ok();
+/// Whether `pid` is still a k8rs process of the cluster in `dir` (and not a recycled pid). Its command line names the
+/// cluster's directory; its executable may have been replaced since (an upgraded k8rs), so that is not compared.
+fn is_ours(pid: u32, dir: &Path) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
     let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let zombie = status.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
-    exe.is_some() && exe == ours && !zombie
+    cmdline.contains(&dir.display().to_string()) && !zombie
 }
 
 fn check_alive(state: &State, dir: &Path) -> anyhow::Result<()> {
     for (index, pid) in state.processes.iter().enumerate() {
-        if !is_ours(*pid) {
+        if !is_ours(*pid, dir) {
             let log = std::fs::read_to_string(dir.join(format!("node-{index}/k8rs.log"))).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
             bail!("the k8rs process of node {index} exited:\n{}", tail.join("\n"));
@@ -380,17 +383,17 @@ async fn down(dir: &Path) -> anyhow::Result<()> {
     };
     // Processes first, so nothing restarts what is being removed.
     for pid in &state.processes {
-        if is_ours(*pid) {
+        if is_ours(*pid, dir) {
             // SAFETY: kill(2) on a pid we started and just checked.
             unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
         }
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
-    while state.processes.iter().any(|pid| is_ours(*pid)) && Instant::now() < deadline {
+    while state.processes.iter().any(|pid| is_ours(*pid, dir)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for pid in &state.processes {
-        if is_ours(*pid) {
+        if is_ours(*pid, dir) {
             // SAFETY: as above.
             unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
         }
