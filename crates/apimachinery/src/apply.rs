@@ -72,30 +72,15 @@ impl FieldSet {
 
     /// The set as a `FieldsV1` object.
     pub fn to_fields_v1(&self) -> Value {
-        #[derive(Default)]
-        struct Node {
-            member: bool,
-            children: std::collections::BTreeMap<String, Node>,
-        }
-        fn to_value(node: &Node) -> Value {
-            let mut map = Map::new();
-            if node.member && !node.children.is_empty() {
-                map.insert(".".into(), json!({}));
-            }
-            for (key, child) in &node.children {
-                map.insert(key.clone(), to_value(child));
-            }
-            Value::Object(map)
-        }
         let mut root = Node::default();
         for path in &self.paths {
             let mut node = &mut root;
             for element in path {
-                node = node.children.entry(element.clone()).or_default();
+                node = node.child(element.clone());
             }
             node.member = true;
         }
-        to_value(&root)
+        root.into_value()
     }
 
     /// The set a `FieldsV1` object describes (anything malformed is skipped).
@@ -158,6 +143,90 @@ const UNOWNED_META: &[&str] = &[
     "managedFields",
     "selfLink",
 ];
+
+/// A field set as the tree `FieldsV1` writes: a path is the chain of keys to a node that is a member.
+#[derive(Default)]
+struct Node {
+    member: bool,
+    children: std::collections::BTreeMap<String, Node>,
+}
+
+impl Node {
+    fn child(&mut self, element: String) -> &mut Node {
+        self.children.entry(element).or_default()
+    }
+
+    fn into_value(self) -> Value {
+        let mut map = Map::new();
+        if self.member && !self.children.is_empty() {
+            map.insert(".".into(), json!({}));
+        }
+        for (key, child) in self.children {
+            map.insert(key, child.into_value());
+        }
+        Value::Object(map)
+    }
+
+    /// `field_set(object, schema)` as a tree, made without the set's per-path copies (every create records one).
+    fn of_object(object: &Value, schema: &PatchSchema) -> Node {
+        let mut root = Node::default();
+        let Some(map) = object.as_object() else { return root };
+        for (key, value) in map {
+            if UNOWNED_TOP.contains(&key.as_str()) {
+                continue;
+            }
+            let info = schema.apply_field(key);
+            if key == "metadata" {
+                let Some(meta) = value.as_object() else { continue };
+                let mut kept = meta.iter().filter(|(k, _)| !UNOWNED_META.contains(&k.as_str())).peekable();
+                if kept.peek().is_none() {
+                    continue;
+                }
+                let node = root.child(format!("f:{key}"));
+                if info.atomic_map {
+                    node.member = true;
+                } else {
+                    kept.for_each(|(k, v)| node.child(format!("f:{k}")).add_value(v, &info.schema.apply_field(k)));
+                }
+            } else {
+                root.child(format!("f:{key}")).add_value(value, &info);
+            }
+        }
+        root
+    }
+
+    /// [`walk_value`] into a tree.
+    fn add_value(&mut self, value: &Value, info: &ApplyField) {
+        match value {
+            Value::Object(map) if !info.atomic_map && !map.is_empty() => self.add_object(map, &info.schema),
+            Value::Array(items) if !items.is_empty() => match info.list {
+                ListType::Atomic => self.member = true,
+                ListType::Set => items.iter().for_each(|item| self.child(format!("v:{item}")).member = true),
+                ListType::Map(keys) => {
+                    let elements: Option<Vec<String>> = items.iter().map(|item| key_element(item, keys)).collect();
+                    let Some(elements) = elements else {
+                        self.member = true;
+                        return;
+                    };
+                    for (item, element) in items.iter().zip(elements) {
+                        let node = self.child(element);
+                        node.member = true;
+                        if let Some(map) = item.as_object() {
+                            node.add_object(map, &info.schema);
+                        }
+                    }
+                }
+            },
+            _ => self.member = true,
+        }
+    }
+
+    fn add_object(&mut self, map: &Map<String, Value>, schema: &PatchSchema) {
+        for (key, value) in map {
+            self.child(format!("f:{key}")).add_value(value, &schema.apply_field(key));
+        }
+    }
+}
 
 /// The fields an object (an applied configuration, or an object as written) sets, with list types from `schema`.
 pub fn field_set(object: &Value, schema: &PatchSchema) -> FieldSet {
@@ -560,11 +629,12 @@ pub fn record_update_subresource(
     subresource: &str,
     schema: &PatchSchema,
 ) {
-    let mut entries = old.map(managed_fields).unwrap_or_default();
-    let new_set = field_set(new, schema);
-    let changed = FieldSet {
-        paths: new_set.paths().filter(|p| old.is_none_or(|old| differs(old, new, p, &new_set))).cloned().collect(),
+    let Some(old) = old else {
+        return record_create(new, manager, subresource, schema);
     };
+    let mut entries = managed_fields(old);
+    let new_set = field_set(new, schema);
+    let changed = FieldSet { paths: new_set.paths().filter(|p| differs(old, new, p, &new_set)).cloned().collect() };
     for entry in &mut entries {
         entry.fields.paths.retain(|p| new_set.contains(p) || value_at(new, p).is_some());
         if !entry.is(manager, "Update", subresource) {
@@ -590,6 +660,30 @@ pub fn record_update_subresource(
         }
     }
     set_managed_fields(new, entries);
+}
+
+/// [`record_update_subresource`] of a new object: the writer owns every field it sets, in the one entry.
+fn record_create(new: &mut Value, manager: &str, subresource: &str, schema: &PatchSchema) {
+    let fields = Node::of_object(new, schema);
+    let api_version = new["apiVersion"].as_str().unwrap_or_default().to_owned();
+    let Some(root) = new.as_object_mut() else { return };
+    let metadata = root.entry("metadata").or_insert_with(|| json!({}));
+    let Some(metadata) = metadata.as_object_mut() else { return };
+    if fields.children.is_empty() {
+        metadata.remove("managedFields");
+        return;
+    }
+    let mut entry = Map::new();
+    entry.insert("manager".into(), json!(manager));
+    entry.insert("operation".into(), json!("Update"));
+    entry.insert("apiVersion".into(), json!(api_version));
+    entry.insert("time".into(), json!(now()));
+    entry.insert("fieldsType".into(), json!("FieldsV1"));
+    entry.insert("fieldsV1".into(), fields.into_value());
+    if !subresource.is_empty() {
+        entry.insert("subresource".into(), json!(subresource));
+    }
+    metadata.insert("managedFields".into(), Value::Array(vec![Value::Object(entry)]));
 }
 
 /// The current time as RFC 3339 in UTC, to the second.
@@ -786,6 +880,50 @@ mod tests {
             error.to_string(),
             "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
         );
+    }
+
+    #[test]
+    fn apply_create_records_the_field_set_of_the_object() {
+        let schema = schema_for_kind("", "v1", "Pod").unwrap();
+        let pods = [
+            json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p", "uid": "u", "labels": {"a": "b"}, "finalizers": ["x", "y", "x"],
+                             "managedFields": [{"manager": "old"}]},
+                "spec": {
+                    "containers": [
+                        {"name": "a", "image": "i", "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}]},
+                        {"name": "a", "image": {"odd": 1}, "env": [], "resources": {}},
+                        {"name": "b", "ports": [{"name": "no-key"}]},
+                    ],
+                    "nodeSelector": {"disk": "ssd"},
+                    "tolerations": [{"key": "k"}],
+                },
+                "status": {"phase": "Pending"},
+            }),
+            json!({"kind": "Pod", "metadata": {"name": "only-unowned"}, "spec": {"containers": [1, 2]}}),
+            json!({"metadata": {"name": "p"}}),
+            json!({"spec": {}}),
+            json!({}),
+            json!("not an object"),
+        ];
+        for pod in pods {
+            let expected = field_set(&pod, &schema).to_fields_v1();
+            assert_eq!(Node::of_object(&pod, &schema).into_value(), expected, "{pod}");
+            let mut created = pod.clone();
+            record_update(None, &mut created, "m", &schema);
+            let entries = managed_fields(&created);
+            if expected == json!({}) {
+                assert!(entries.is_empty(), "{created}");
+                assert_eq!(created.get("metadata").is_some(), pod.is_object(), "{created}");
+            } else {
+                assert_eq!(entries.len(), 1, "{created}");
+                assert_eq!(created["metadata"]["managedFields"][0]["fieldsV1"], expected);
+                assert_eq!(entries[0].api_version, pod["apiVersion"].as_str().unwrap_or_default());
+                assert!(entries[0].is("m", "Update", ""));
+            }
+        }
     }
 
     #[test]

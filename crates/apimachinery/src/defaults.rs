@@ -178,29 +178,9 @@ fn qos_class(spec: &Value) -> &'static str {
     }
 }
 
-/// A resource quantity (`500m`, `1.5`, `128Mi`, `1G`, `1e3`) as a number, for comparing amounts.
+/// A resource quantity as a number, for comparing amounts (an unparsable one counts as zero).
 fn quantity(text: &str) -> f64 {
-    let suffixes: [(&str, f64); 13] = [
-        ("Ki", 1024f64),
-        ("Mi", 1024f64.powi(2)),
-        ("Gi", 1024f64.powi(3)),
-        ("Ti", 1024f64.powi(4)),
-        ("Pi", 1024f64.powi(5)),
-        ("Ei", 1024f64.powi(6)),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    for (suffix, scale) in suffixes {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return number.parse::<f64>().map(|n| n * scale).unwrap_or(0.0);
-        }
-    }
-    text.parse().unwrap_or(0.0)
+    crate::quantity::parse(text).unwrap_or(0.0)
 }
 
 /// `SetDefaults_PodSpec` and the per-type defaults below it: runs on Pods and in every pod template.
@@ -922,7 +902,8 @@ mod tests {
         assert_eq!(pvc["spec"]["volumeMode"], "Filesystem");
         assert_eq!(pvc["status"], json!({"phase": "Pending"}));
 
-        let merged = defaulted("", "v1", "Secret", json!({"data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "z"}}));
+        let merged =
+            defaulted("", "v1", "Secret", json!({"data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "z"}}));
         assert_eq!(merged, json!({"type": "Opaque", "data": {"a": "eA==", "b": "eg=="}}));
         let only_strings = defaulted("", "v1", "Secret", json!({"stringData": {"user": "admin"}}));
         assert_eq!(only_strings["data"], json!({"user": "YWRtaW4="}));

@@ -92,8 +92,9 @@ pub struct Findings {
 /// found for a kind without a built-in schema.
 pub fn check(group: &str, version: &str, kind: &str, object: &Value) -> Findings {
     let mut findings = Findings::default();
-    if let Some(schema) = kind_schema(group, version, kind) {
-        collect_unknown(schemas(), schema, object, &mut Vec::new(), &mut findings);
+    let graph = graph();
+    if let Some(&node) = graph.kinds.get(&(group, version, kind)) {
+        graph.collect_unknown(node, object, &mut Vec::new(), &mut findings);
     }
     findings
 }
@@ -110,36 +111,128 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// Whether `value` has the JSON type the schema asks for (null stands for an unset field, as Go decodes it).
-fn type_matches(schema: &Value, value: &Value) -> bool {
-    let actual = json_type(value);
-    if actual == "null" {
-        return true;
-    }
-    if schema["x-kubernetes-int-or-string"] == Value::Bool(true) {
-        return matches!(actual, "integer" | "string");
-    }
-    match schema["type"].as_str() {
-        None => true,
-        Some("number") => matches!(actual, "integer" | "number"),
-        Some(expected) => expected == actual,
-    }
+/// One schema as `check` reads it, its `$ref`s resolved: checks run on every write, so the schemas are walked
+/// once into this graph rather than looked up by name at every field.
+struct Node {
+    preserve_unknown: bool,
+    int_or_string: bool,
+    type_name: Option<&'static str>,
+    /// Sorted by name; None when the schema lists no properties (a free-form object).
+    properties: Option<Vec<(&'static str, usize)>>,
+    /// The schema of a map's values (`additionalProperties`).
+    values: Option<usize>,
+    items: Option<usize>,
 }
 
-/// The schema of one kind, found through an index built once (this runs on every write).
-fn kind_schema(group: &str, version: &str, kind: &str) -> Option<&'static Value> {
-    type Index = std::collections::HashMap<(String, String, String), &'static Value>;
-    static INDEX: OnceLock<Index> = OnceLock::new();
-    let index = INDEX.get_or_init(|| {
-        let mut index = Index::new();
+struct Graph {
+    nodes: Vec<Node>,
+    kinds: std::collections::HashMap<(&'static str, &'static str, &'static str), usize>,
+}
+
+fn graph() -> &'static Graph {
+    static GRAPH: OnceLock<Graph> = OnceLock::new();
+    GRAPH.get_or_init(|| {
+        let mut graph = Graph { nodes: Vec::new(), kinds: Default::default() };
+        let mut compiled = std::collections::HashMap::new();
         for schema in schemas().values() {
-            for (g, v, k) in gvks(schema) {
-                index.entry((g.to_string(), v.to_string(), k.to_string())).or_insert(schema);
+            for gvk in gvks(schema) {
+                if !graph.kinds.contains_key(&gvk) {
+                    let node = graph.compile(schema, &mut compiled);
+                    graph.kinds.insert(gvk, node);
+                }
             }
         }
-        index
-    });
-    index.get(&(group.to_string(), version.to_string(), kind.to_string())).copied()
+        graph
+    })
+}
+
+impl Graph {
+    /// The node of a schema (by the address of the schema its references lead to: references may be cyclic).
+    fn compile(
+        &mut self,
+        schema: &'static Value,
+        compiled: &mut std::collections::HashMap<*const Value, usize>,
+    ) -> usize {
+        let schema = resolve(schemas(), schema);
+        if let Some(&node) = compiled.get(&(schema as *const Value)) {
+            return node;
+        }
+        let id = self.nodes.len();
+        compiled.insert(schema, id);
+        self.nodes.push(Node {
+            preserve_unknown: schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true),
+            int_or_string: schema["x-kubernetes-int-or-string"] == Value::Bool(true),
+            type_name: schema["type"].as_str(),
+            properties: None,
+            values: None,
+            items: None,
+        });
+        let properties = schema["properties"].as_object().map(|known| {
+            known.iter().map(|(name, property)| (name.as_str(), self.compile(property, compiled))).collect()
+        });
+        let values = schema.get("additionalProperties").filter(|v| v.is_object()).map(|v| self.compile(v, compiled));
+        let items = schema.get("items").map(|items| self.compile(items, compiled));
+        let node = &mut self.nodes[id];
+        (node.properties, node.values, node.items) = (properties, values, items);
+        id
+    }
+
+    /// Whether `value` has the JSON type the schema asks for (null stands for an unset field, as Go decodes it).
+    fn type_matches(node: &Node, value: &Value) -> bool {
+        let actual = json_type(value);
+        if actual == "null" {
+            return true;
+        }
+        if node.int_or_string {
+            return matches!(actual, "integer" | "string");
+        }
+        match node.type_name {
+            None => true,
+            Some("number") => matches!(actual, "integer" | "number"),
+            Some(expected) => expected == actual,
+        }
+    }
+
+    fn collect_unknown<'a>(&self, node: usize, value: &'a Value, path: &mut Vec<Step<'a>>, findings: &mut Findings) {
+        let node = &self.nodes[node];
+        if node.preserve_unknown {
+            return;
+        }
+        if !Self::type_matches(node, value) {
+            let expected = if node.int_or_string { "integer or string" } else { node.type_name.unwrap_or("object") };
+            findings.wrong_types.push(format!("{}: expected {expected}, got {}", path_text(path), json_type(value)));
+            return;
+        }
+        match value {
+            Value::Object(fields) => {
+                let known = node.properties.as_deref();
+                for (key, field) in fields {
+                    path.push(Step::Key(key));
+                    let property = known
+                        .and_then(|known| known.binary_search_by(|(name, _)| (*name).cmp(key.as_str())).ok())
+                        .map(|i| known.unwrap_or_default()[i].1);
+                    match (property, node.values) {
+                        (Some(property), _) | (None, Some(property)) => {
+                            self.collect_unknown(property, field, path, findings)
+                        }
+                        (None, None) if known.is_some() => findings.unknown.push(path_text(path)),
+                        (None, None) => {}
+                    }
+                    path.pop();
+                }
+            }
+            Value::Array(items) => {
+                if let Some(item_node) = node.items {
+                    for (index, item) in items.iter().enumerate() {
+                        path.push(Step::Index(index));
+                        self.collect_unknown(item_node, item, path, findings);
+                        path.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One step of the path to a field: a key, or an index in a list.
@@ -170,55 +263,6 @@ fn resolve<'a>(all: &'a Map<String, Value>, schema: &'a Value) -> &'a Value {
     match reference.and_then(Value::as_str).and_then(|r| all.get(r.strip_prefix(REF_PREFIX)?)) {
         Some(target) => resolve(all, target),
         None => schema,
-    }
-}
-
-fn collect_unknown<'a>(
-    all: &Map<String, Value>,
-    schema: &Value,
-    value: &'a Value,
-    path: &mut Vec<Step<'a>>,
-    findings: &mut Findings,
-) {
-    let schema = resolve(all, schema);
-    if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
-        return;
-    }
-    if !type_matches(schema, value) {
-        let expected = if schema["x-kubernetes-int-or-string"] == Value::Bool(true) {
-            "integer or string"
-        } else {
-            schema["type"].as_str().unwrap_or("object")
-        };
-        findings.wrong_types.push(format!("{}: expected {expected}, got {}", path_text(path), json_type(value)));
-        return;
-    }
-    match value {
-        Value::Object(fields) => {
-            let known = schema["properties"].as_object();
-            let values = schema.get("additionalProperties").filter(|values| values.is_object());
-            for (key, field) in fields {
-                path.push(Step::Key(key));
-                match (known.and_then(|known| known.get(key)), values) {
-                    (Some(property), _) | (None, Some(property)) => {
-                        collect_unknown(all, property, field, path, findings)
-                    }
-                    (None, None) if known.is_some() => findings.unknown.push(path_text(path)),
-                    (None, None) => {}
-                }
-                path.pop();
-            }
-        }
-        Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
-                for (index, item) in items.iter().enumerate() {
-                    path.push(Step::Index(index));
-                    collect_unknown(all, item_schema, item, path, findings);
-                    path.pop();
-                }
-            }
-        }
-        _ => {}
     }
 }
 

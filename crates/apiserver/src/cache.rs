@@ -55,8 +55,21 @@ struct Subscriber {
     tx: mpsc::Sender<Delivery>,
 }
 
+/// An object a write is about to store, handed to the cache so that the write's event needs no decoding.
+struct Expected {
+    token: u64,
+    /// The bytes the write stores: the event is this object only if it carries exactly these.
+    bytes: Vec<u8>,
+    object: Value,
+    /// The trim round it was handed over in; one whose event never came (a failed write) goes two rounds later.
+    round: u64,
+}
+
 struct State {
     objects: BTreeMap<String, Arc<Value>>,
+    expected: HashMap<String, Vec<Expected>>,
+    next_token: u64,
+    trim_round: u64,
     history: VecDeque<Arc<CacheEvent>>,
     /// Every event after this revision is in `history`.
     history_start: i64,
@@ -95,6 +108,9 @@ impl ResourceCache {
         let cache = Arc::new(ResourceCache {
             state: Mutex::new(State {
                 objects,
+                expected: HashMap::new(),
+                next_token: 0,
+                trim_round: 0,
                 history: VecDeque::new(),
                 history_start: revision,
                 revision,
@@ -152,16 +168,35 @@ impl ResourceCache {
         Some(Subscription { initial, revision: state.revision, live })
     }
 
+    /// Hands over `object`, which a write is about to store as `bytes` (without its resourceVersion), so that the
+    /// write's event is cached without decoding the bytes again. The token withdraws it if the write fails.
+    pub fn expect(&self, key: &str, bytes: Vec<u8>, object: Value) -> u64 {
+        let mut state = self.state.lock().unwrap();
+        let (token, round) = (state.next_token, state.trim_round);
+        state.next_token += 1;
+        state.expected.entry(key.to_string()).or_default().push(Expected { token, bytes, object, round });
+        token
+    }
+
+    pub fn withdraw(&self, key: &str, token: u64) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(list) = state.expected.get_mut(key) {
+            list.retain(|e| e.token != token);
+            if list.is_empty() {
+                state.expected.remove(key);
+            }
+        }
+    }
+
     fn apply(&self, events: Vec<storage::Event>) {
         let mut state = self.state.lock().unwrap();
         for event in events {
             let revision = event.kv.mod_revision;
-            let previous = state.objects.get(&event.kv.key).cloned();
             let cached = match event.kind {
-                EventKind::Put => match decode(&event.kv) {
+                EventKind::Put => match take_expected(&mut state.expected, &event.kv).or_else(|| decode(&event.kv)) {
                     Some(object) => {
                         let object = Arc::new(object);
-                        state.objects.insert(event.kv.key.clone(), object.clone());
+                        let previous = state.objects.insert(event.kv.key.clone(), object.clone());
                         let change = if previous.is_some() { Change::Modified } else { Change::Added };
                         CacheEvent { change, key: event.kv.key, object, previous, revision }
                     }
@@ -215,6 +250,12 @@ impl ResourceCache {
     /// (the history window is the store's compaction window).
     fn trim(&self, compacted: i64) {
         let mut state = self.state.lock().unwrap();
+        let round = state.trim_round;
+        state.expected.retain(|_, list| {
+            list.retain(|e| e.round + 2 > round);
+            !list.is_empty()
+        });
+        state.trim_round += 1;
         while state.history.front().is_some_and(|e| e.revision <= compacted) {
             state.history.pop_front();
         }
@@ -232,6 +273,18 @@ impl ResourceCache {
         drop(state);
         self.reached.send_replace(revision);
     }
+}
+
+/// The object handed over for this write, with its resourceVersion.
+fn take_expected(expected: &mut HashMap<String, Vec<Expected>>, kv: &storage::KeyValue) -> Option<Value> {
+    let list = expected.get_mut(&kv.key)?;
+    let position = list.iter().position(|e| e.bytes == kv.value)?;
+    let mut object = list.swap_remove(position).object;
+    if list.is_empty() {
+        expected.remove(&kv.key);
+    }
+    objects::metadata(&mut object).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+    Some(object)
 }
 
 fn decode(kv: &storage::KeyValue) -> Option<Value> {

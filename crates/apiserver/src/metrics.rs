@@ -1,6 +1,7 @@
 //! Prometheus metrics at `/metrics`: requests by verb, resource and code with their latency, open watches,
 //! and the latency of every store operation (the store is wrapped, so every caller is measured).
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
@@ -35,6 +36,9 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+/// Verb, resource and code.
+type RequestKey = (&'static str, &'static str, u16);
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -46,6 +50,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     request_latency: Histograms<LatencyLabels>,
+    /// The series of each (verb, resource, code) once made: finding them in the families takes owned labels.
+    request_series: std::sync::RwLock<HashMap<RequestKey, (Histogram, Counter)>>,
     watches: Family<ResourceLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     store_latency: Histograms<OperationLabels>,
     store_errors: Family<OperationLabels, Counter<u64, AtomicU64>>,
@@ -72,14 +78,25 @@ impl Metrics {
             store_latency.clone(),
         );
         registry.register("k8rs_storage_operation_errors", "Datastore operations that failed", store_errors.clone());
-        Metrics { registry, requests, request_latency, watches, store_latency, store_errors }
+        let request_series = Default::default();
+        Metrics { registry, requests, request_latency, request_series, watches, store_latency, store_errors }
     }
 
-    pub fn observe_request(&self, verb: &str, resource: &str, code: u16, started: Instant) {
+    pub fn observe_request(&self, verb: &'static str, resource: &'static str, code: u16, started: Instant) {
+        let elapsed = started.elapsed().as_secs_f64();
+        let key = (verb, resource, code);
+        if let Some((latency, count)) = self.request_series.read().unwrap().get(&key) {
+            latency.observe(elapsed);
+            count.inc();
+            return;
+        }
         let labels = LatencyLabels { verb: verb.to_string(), resource: resource.to_string() };
-        self.request_latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        let latency = self.request_latency.get_or_create(&labels).clone();
         let labels = RequestLabels { verb: verb.to_string(), resource: resource.to_string(), code: code.to_string() };
-        self.requests.get_or_create(&labels).inc();
+        let count = self.requests.get_or_create(&labels).clone();
+        latency.observe(elapsed);
+        count.inc();
+        self.request_series.write().unwrap().insert(key, (latency, count));
     }
 
     /// Counts a watch as open until the returned guard is dropped.

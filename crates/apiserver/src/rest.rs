@@ -252,6 +252,88 @@ fn to_store(request: &RestRequest, object: &Value) -> Vec<u8> {
     serde_json::to_vec(&object).expect("JSON values serialize")
 }
 
+/// Where `"resourceVersion"` goes in an object encoded without it, so that the response to a write is the stored
+/// bytes with the write's revision put in rather than a second encoding of the object.
+#[derive(Debug)]
+struct RevisionSlot {
+    at: usize,
+    /// Whether metadata fields come before and after it.
+    before: bool,
+    after: bool,
+}
+
+impl RevisionSlot {
+    /// The object of `stored` with `metadata.resourceVersion`, byte for byte as `with_revision` encodes.
+    fn fill(&self, stored: &[u8], revision: i64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(stored.len() + 48);
+        out.extend_from_slice(&stored[..self.at]);
+        if self.before {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"resourceVersion\":\"");
+        out.extend_from_slice(revision.to_string().as_bytes());
+        out.push(b'"');
+        // The bytes after the slot start with the comma before the next field, unless it is the first.
+        if self.after && !self.before {
+            out.push(b',');
+        }
+        out.extend_from_slice(&stored[self.at..]);
+        out
+    }
+}
+
+/// `to_store`, and the place of resourceVersion in the bytes when they are the request's object less it.
+fn to_store_with_slot(request: &RestRequest, object: &Value) -> (Vec<u8>, Option<RevisionSlot>) {
+    let plain = converts(request).is_none() && object["metadata"].get("resourceVersion").is_none();
+    match object {
+        Value::Object(map) if plain => {
+            let mut out = Vec::with_capacity(4096);
+            let slot = encode_with_slot(map, &mut out);
+            (out, slot)
+        }
+        _ => (to_store(request, object), None),
+    }
+}
+
+/// Encodes an object as `serde_json::to_vec` does, noting where `metadata.resourceVersion` (absent) would go.
+fn encode_with_slot(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) -> Option<RevisionSlot> {
+    const WRITES: &str = "writing JSON to a Vec cannot fail";
+    let mut slot = None;
+    out.push(b'{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, key).expect(WRITES);
+        out.push(b':');
+        let metadata = match value {
+            Value::Object(metadata) if key == "metadata" => metadata,
+            _ => {
+                serde_json::to_writer(&mut *out, value).expect(WRITES);
+                continue;
+            }
+        };
+        out.push(b'{');
+        for (j, (field, value)) in metadata.iter().enumerate() {
+            if slot.is_none() && field.as_str() > "resourceVersion" {
+                slot = Some(RevisionSlot { at: out.len(), before: j > 0, after: true });
+            }
+            if j > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, field).expect(WRITES);
+            out.push(b':');
+            serde_json::to_writer(&mut *out, value).expect(WRITES);
+        }
+        if slot.is_none() {
+            slot = Some(RevisionSlot { at: out.len(), before: !metadata.is_empty(), after: false });
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+    slot
+}
+
 fn with_revision(mut object: Value, revision: i64) -> Value {
     objects::metadata(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
     object
@@ -768,8 +850,19 @@ async fn create_object(
         return Ok(object_response(request, StatusCode::CREATED, &object));
     }
     let allocation = if is_service { Some(services::allocate(state, &mut object, &key).await?) } else { None };
-    let created = state.store.create(&key, to_store(request, &object)).await;
+    let (stored, slot) = to_store_with_slot(request, &object);
+    // A JSON answer is the stored bytes with the revision put in, so the object itself can go to the watch cache.
+    let slot = slot.filter(|_| request.wanted == Wanted::Json);
+    let mut object = Some(object);
+    let handed = match (&slot, state.caches.get(resource)) {
+        (Some(_), Some(cache)) => object.take().map(|o| (cache, cache.expect(&key, stored.clone(), o))),
+        _ => None,
+    };
+    let created = state.store.create(&key, stored.clone()).await;
     if created.is_err() {
+        if let Some((cache, token)) = handed {
+            cache.withdraw(&key, token);
+        }
         if let Some(allocation) = allocation {
             allocation.release(state).await;
         }
@@ -778,6 +871,10 @@ async fn create_object(
         StoreError::AlreadyExists { .. } => Status::already_exists(request.target(&name)),
         other => store_error(other),
     })?;
+    if let Some(slot) = slot {
+        return Ok(http::respond(StatusCode::CREATED, "application/json", slot.fill(&stored, revision)));
+    }
+    let object = object.expect("the object goes to the cache only when the answer is the filled slot");
     Ok(object_response(request, StatusCode::CREATED, &with_revision(object, revision)))
 }
 
@@ -1430,15 +1527,22 @@ async fn delete_collection(state: &State, request: &RestRequest) -> Result<Respo
 
 /// One watch event as a line of the stream (a one-row Table when the client asked for Tables).
 fn event_line(request: &RestRequest, kind: &str, object: &Value) -> Bytes {
+    let table;
     let object = if request.wanted == Wanted::Table {
         let include = IncludeObject::parse(request.query.get("includeObject")).unwrap_or(IncludeObject::Metadata);
         let rv = meta_str(object, "resourceVersion").unwrap_or_default();
-        table::table(request.resource, std::slice::from_ref(object), json!({"resourceVersion": rv}), include)
+        table = table::table(request.resource, std::slice::from_ref(object), json!({"resourceVersion": rv}), include);
+        &table
     } else {
-        object.clone()
+        object
     };
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("JSON values serialize");
-    line.push(b'\n');
+    // `{"object":…,"type":…}` written around the object where it is: every watcher of an event writes it.
+    let mut line = Vec::with_capacity(4096);
+    line.extend_from_slice(b"{\"object\":");
+    serde_json::to_writer(&mut line, object).expect("JSON values serialize");
+    line.extend_from_slice(b",\"type\":");
+    serde_json::to_writer(&mut line, kind).expect("JSON values serialize");
+    line.extend_from_slice(b"}\n");
     Bytes::from(line)
 }
 
@@ -1691,5 +1795,43 @@ mod tests {
         let patch: json_patch::Patch =
             serde_json::from_value(json!([{"op": "move", "from": "/spec/x", "path": "/spec/y"}])).unwrap();
         assert_eq!(apply_json_patch(&current, &patch).unwrap(), json!({"spec": {"y": [1, 2]}}));
+    }
+
+    #[test]
+    fn watch_event_lines_encode_as_their_json_value() {
+        let request = RestRequest {
+            method: Method::GET,
+            resource: apimachinery::registry::find("", "v1", "pods").unwrap(),
+            namespace: None,
+            name: None,
+            subresource: None,
+            query: Query::default(),
+            content_type: None,
+            user_agent: None,
+            wanted: Wanted::Json,
+            identity: crate::Identity::anonymous(),
+        };
+        let object = json!({"kind": "Pod", "metadata": {"name": "p", "labels": {"a": "\"b\""}}});
+        let expected = serde_json::to_vec(&json!({"type": "ADDED", "object": object})).unwrap();
+        assert_eq!(event_line(&request, "ADDED", &object), [&expected[..], b"\n"].concat());
+    }
+
+    #[test]
+    fn a_filled_revision_slot_encodes_as_the_object_with_its_revision() {
+        let objects = [
+            json!({"apiVersion": "v1", "metadata": {"name": "a", "namespace": "n", "uid": "u\"x"}, "spec": {"a": [1.5, null]}}),
+            json!({"metadata": {"uid": "u", "zone": {}}}),
+            json!({"metadata": {"annotations": {"resourceVersion": "no"}, "name": "a"}, "z": 1}),
+            json!({"metadata": {}}),
+            json!({"a": "é\n", "metadata": {"resourceVersionX": 1, "resourceVersio": 2}}),
+        ];
+        for object in objects {
+            let mut out = Vec::new();
+            let slot = encode_with_slot(object.as_object().unwrap(), &mut out).unwrap();
+            assert_eq!(out, serde_json::to_vec(&object).unwrap());
+            let expected = serde_json::to_vec(&with_revision(object.clone(), 42)).unwrap();
+            assert_eq!(String::from_utf8(slot.fill(&out, 42)).unwrap(), String::from_utf8(expected).unwrap());
+        }
+        assert!(encode_with_slot(json!({"spec": {}}).as_object().unwrap(), &mut Vec::new()).is_none());
     }
 }

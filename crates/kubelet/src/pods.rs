@@ -384,7 +384,9 @@ impl Worker {
                 host_network,
                 cgroup_parent: spec::cgroup_parent(pod),
                 // Upstream: the pod's shares are the sum of its containers' requests.
-                cpu_shares: Some(spec.containers.iter().filter_map(|c| spec::resources(c).cpu_shares).sum::<u64>().max(2)),
+                cpu_shares: Some(
+                    spec.containers.iter().filter_map(|c| spec::resources(c).cpu_shares).sum::<u64>().max(2),
+                ),
                 cpu_quota,
                 cpu_period: cpu_quota.map(|_| spec::CPU_PERIOD),
                 memory_limit,
@@ -540,19 +542,15 @@ impl Worker {
         };
         let previous = self.records.get(&name).cloned().unwrap_or_default();
         let attempt = previous.attempt.map_or(0, |a| a + 1);
-        let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let container_dir = self.pod_dir().join("containers").join(&name).join(attempt.to_string());
         // The previous attempt's container goes; its log stays for `--previous`.
         if let Some(old) = &previous.id {
             let _ = config.containers.remove_container(old).await;
             if let Some(old_attempt) = previous.attempt {
-                let old_dir = self.pod_dir().join("containers").join(&name).join(old_attempt.to_string());
+                let old_dir = self.container_dir(&name, old_attempt);
                 let _ = config.images.unmount_rootfs(&old_dir).await;
             }
         }
-        let result =
-            self.create_and_start(pod, container, &image, &container_dir, attempt, &namespace, &pod_name).await;
+        let result = self.create_and_start(pod, container, &image, attempt).await;
         let entry = self.records.entry(name.clone()).or_default();
         if previous.state.is_some() {
             entry.last_terminated = status::terminated(&previous);
@@ -590,23 +588,21 @@ impl Worker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Where attempt `attempt` of a container keeps its root filesystem.
+    fn container_dir(&self, name: &str, attempt: u32) -> PathBuf {
+        self.pod_dir().join("containers").join(name).join(attempt.to_string())
+    }
+
     async fn create_and_start(
         &mut self,
         pod: &Pod,
         container: &Container,
         image: &Image,
-        container_dir: &std::path::Path,
         attempt: u32,
-        namespace: &str,
-        pod_name: &str,
     ) -> Result<(String, ContainerState), (Option<String>, String)> {
         let config = self.manager.config.clone();
         let sandbox = self.sandbox.clone().ok_or((None, "the pod has no sandbox".to_string()))?;
-        let spec = self
-            .container_spec(pod, container, image, container_dir, attempt, namespace, pod_name)
-            .await
-            .map_err(|e| (None, e))?;
+        let spec = self.container_spec(pod, container, image, attempt).await.map_err(|e| (None, e))?;
         let created = config.containers.create_container(&sandbox, &spec).await.map_err(|e| (None, e.to_string()))?;
         self.event(
             pod,
@@ -624,19 +620,18 @@ impl Worker {
 
     /// What the runtime needs to run one attempt of a container: rootfs, command line, environment, user, mounts,
     /// resources and log file.
-    #[allow(clippy::too_many_arguments)]
     async fn container_spec(
         &self,
         pod: &Pod,
         container: &Container,
         image: &Image,
-        container_dir: &std::path::Path,
         attempt: u32,
-        namespace: &str,
-        pod_name: &str,
     ) -> Result<ContainerSpec, String> {
         let config = self.manager.config.clone();
-        let rootfs = config.images.mount_rootfs(image, container_dir).await.map_err(|e| e.to_string())?;
+        let (namespace, pod_name) =
+            (pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default());
+        let container_dir = self.container_dir(&container.name, attempt);
+        let rootfs = config.images.mount_rootfs(image, &container_dir).await.map_err(|e| e.to_string())?;
         let env = self.environment(pod, container, image).await?;
         let args = spec::command_line(container, &image.config, &env);
         if args.is_empty() {

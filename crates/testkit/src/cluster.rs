@@ -3,7 +3,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::server::kubectl_path;
+use crate::server::run_kubectl;
 
 static CLUSTERS: AtomicU32 = AtomicU32::new(0);
 
@@ -81,13 +81,7 @@ impl LocalCluster {
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(kubectl_path(None))
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kubectl")
+        run_kubectl(None, &self.kubeconfig(), self.dir.path(), args, None)
     }
 
     /// kubectl's stdout; panics with its stderr if it fails.
@@ -98,18 +92,7 @@ impl LocalCluster {
     }
 
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(kubectl_path(None))
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("kubectl output")
+        run_kubectl(None, &self.kubeconfig(), self.dir.path(), args, Some(stdin))
     }
 
     /// Applies a manifest; panics with kubectl's error if that fails.

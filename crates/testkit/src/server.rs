@@ -24,6 +24,30 @@ pub fn kubectl_path(version: Option<&str>) -> PathBuf {
     }
 }
 
+/// Runs kubectl with a kubeconfig and a private HOME (its caches), feeding it `stdin` if given.
+pub(crate) fn run_kubectl(
+    version: Option<&str>,
+    kubeconfig: &Path,
+    home: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(kubectl_path(version))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("kubectl output")
+}
+
 impl Server {
     /// Starts `binary server` (the k8rs binary under test) with `extra` arguments and waits until it is ready.
     pub fn start(binary: &Path, extra: &[&str]) -> Server {
@@ -110,29 +134,12 @@ impl Server {
 
     /// Runs kubectl (the dispatcher, or `kubectl.<version>`) against this server.
     pub fn kubectl(&self, version: Option<&str>, args: &[&str]) -> Output {
-        Command::new(kubectl_path(version))
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kubectl")
+        run_kubectl(version, &self.kubeconfig(), self.dir.path(), args, None)
     }
 
     /// Runs kubectl with `stdin` as its input.
     pub fn kubectl_stdin(&self, version: Option<&str>, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(kubectl_path(version))
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("kubectl output")
+        run_kubectl(version, &self.kubeconfig(), self.dir.path(), args, Some(stdin))
     }
 
     /// Kills the server (the data directory stays until drop).
