@@ -525,6 +525,10 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
+    fn is_empty(&self) -> bool {
+        self.labels.requirements.is_empty() && self.fields.terms.is_empty()
+    }
+
     fn matches(&self, object: &Value) -> bool {
         let labels: BTreeMap<String, String> = object["metadata"]["labels"]
             .as_object()
@@ -630,29 +634,50 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
         }
         None => (list_revision(state, request).await?, None),
     };
-    let page = state
-        .store
-        .range(RangeRequest { prefix, start_after, limit, revision })
-        .await
-        .map_err(|e| match e {
-            StoreError::Compacted { .. } if request.query.get("continue").is_some() => Status::expired(
-                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
-            ),
-            other => store_error(other),
-        })?;
-    let mut items = Vec::with_capacity(page.kvs.len());
-    for kv in &page.kvs {
-        let object = from_store(kv)?;
-        let object = to_request_version(request, &object).into_owned();
-        if filter.matches(&object) {
-            items.push(object);
-        }
+    let expired = |e: StoreError| {
+        match e {
+        StoreError::Compacted { .. } if request.query.get("continue").is_some() => Status::expired(
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+        ),
+        other => store_error(other),
     }
-    let mut metadata = json!({"resourceVersion": page.revision.to_string()});
-    if page.more {
-        if let Some(last) = page.kvs.last() {
-            metadata["continue"] = json!(encode_continue(page.revision, &last.key));
-            metadata["remainingItemCount"] = json!(page.count - page.kvs.len() as u64);
+    };
+    // With a selector, pages are read on until `limit` objects match (as upstream fills them), all at one
+    // revision; the continue key is the last object looked at.
+    let mut items = Vec::new();
+    let (mut start_after, mut revision) = (start_after, revision);
+    let (page_revision, more, last_key, remaining) = 'pages: loop {
+        let page = state
+            .store
+            .range(RangeRequest { prefix: prefix.clone(), start_after: start_after.take(), limit, revision })
+            .await
+            .map_err(expired)?;
+        for (index, kv) in page.kvs.iter().enumerate() {
+            let object = from_store(kv)?;
+            let object = to_request_version(request, &object).into_owned();
+            if filter.matches(&object) {
+                items.push(object);
+            }
+            if limit > 0 && items.len() == limit {
+                let more = index + 1 < page.kvs.len() || page.more;
+                break 'pages (page.revision, more, Some(kv.key.clone()), page.count - index as u64 - 1);
+            }
+        }
+        let last_key = page.kvs.last().map(|kv| kv.key.clone());
+        if !page.more || limit == 0 {
+            break (page.revision, page.more, last_key, page.count - page.kvs.len() as u64);
+        }
+        revision = page.revision;
+        start_after = last_key;
+    };
+    let mut metadata = json!({"resourceVersion": page_revision.to_string()});
+    if more {
+        if let Some(last) = last_key {
+            metadata["continue"] = json!(encode_continue(page_revision, &last));
+            // Upstream counts what is left only when nothing is filtered out.
+            if filter.is_empty() {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
         }
     }
     list_response(request, &items, metadata)
