@@ -15,12 +15,13 @@ pub fn key(resource: &Resource, namespace: Option<&str>, name: &str) -> String {
 
 /// The prefix under which every object of `resource` (in `namespace`, if given) lives.
 pub fn prefix(resource: &Resource, namespace: Option<&str>) -> String {
+    let (group, name) = apimachinery::conversion::storage_resource(resource.group, resource.name);
     let mut prefix = String::from("/registry/");
-    if !resource.group.is_empty() {
-        prefix.push_str(resource.group);
+    if !group.is_empty() {
+        prefix.push_str(group);
         prefix.push('/');
     }
-    prefix.push_str(resource.name);
+    prefix.push_str(name);
     prefix.push('/');
     if let Some(namespace) = namespace.filter(|_| resource.namespaced) {
         prefix.push_str(namespace);

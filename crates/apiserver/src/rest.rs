@@ -212,20 +212,19 @@ fn from_store(kv: &KeyValue) -> Result<Value> {
     Ok(object)
 }
 
-/// Whether objects of the request's resource are stored in another version than the request's.
+/// The apiVersion objects of the request's resource are stored in, when it is not the request's.
 fn converts(request: &RestRequest) -> Option<&'static str> {
     let resource = request.resource;
-    apimachinery::conversion::storage_version(resource.group, resource.name).filter(|v| *v != resource.version)
+    apimachinery::conversion::storage_api_version(resource.group, resource.name)
+        .filter(|stored| *stored != resource.group_version())
 }
 
 /// A stored object as the request's version shows it.
 fn to_request_version<'a>(request: &RestRequest, object: &'a Value) -> std::borrow::Cow<'a, Value> {
     match converts(request) {
-        Some(_) => std::borrow::Cow::Owned(apimachinery::conversion::convert(
-            request.resource.group,
-            object,
-            request.resource.version,
-        )),
+        Some(_) => {
+            std::borrow::Cow::Owned(apimachinery::conversion::convert(object, &request.resource.group_version()))
+        }
         None => std::borrow::Cow::Borrowed(object),
     }
 }
@@ -233,9 +232,7 @@ fn to_request_version<'a>(request: &RestRequest, object: &'a Value) -> std::borr
 /// An object of the request's version as it is stored.
 fn to_storage_version<'a>(request: &RestRequest, object: &'a Value) -> std::borrow::Cow<'a, Value> {
     match converts(request) {
-        Some(storage) => {
-            std::borrow::Cow::Owned(apimachinery::conversion::convert(request.resource.group, object, storage))
-        }
+        Some(storage) => std::borrow::Cow::Owned(apimachinery::conversion::convert(object, storage)),
         None => std::borrow::Cow::Borrowed(object),
     }
 }

@@ -361,7 +361,9 @@ fn printer(resource: &Resource) -> (&'static [Column], Cells) {
         ("", "secrets") => (SECRET_COLUMNS, secret_cells),
         ("", "serviceaccounts") => (SERVICE_ACCOUNT_COLUMNS, service_account_cells),
         ("", "events") => (EVENT_COLUMNS, event_cells),
-        ("events.k8s.io", "events") => (EVENT_COLUMNS, |event, now| event_cells(&core_event(event), now)),
+        ("events.k8s.io", "events") => {
+            (EVENT_COLUMNS, |event, now| event_cells(&apimachinery::conversion::convert(event, "v1"), now))
+        }
         ("", "persistentvolumes") => (PERSISTENT_VOLUME_COLUMNS, persistent_volume_cells),
         ("", "persistentvolumeclaims") => (PERSISTENT_VOLUME_CLAIM_COLUMNS, persistent_volume_claim_cells),
         ("storage.k8s.io", "storageclasses") => (STORAGE_CLASS_COLUMNS, storage_class_cells),
@@ -1070,25 +1072,6 @@ fn service_account_cells(account: &Value, now: SystemTime) -> Vec<Value> {
     vec![name(account), json!(items(account, "/secrets").len()), created(account, now)]
 }
 
-/// An events.k8s.io/v1 Event in the core/v1 shape (upstream prints both from one internal type).
-fn core_event(event: &Value) -> Value {
-    json!({
-        "metadata": event["metadata"],
-        "involvedObject": event["regarding"],
-        "type": event["type"],
-        "reason": event["reason"],
-        "message": event["note"],
-        "source": event["deprecatedSource"],
-        "firstTimestamp": event["deprecatedFirstTimestamp"],
-        "lastTimestamp": event["deprecatedLastTimestamp"],
-        "count": event["deprecatedCount"],
-        "eventTime": event["eventTime"],
-        "series": event["series"],
-        "reportingController": event["reportingController"],
-        "reportingInstance": event["reportingInstance"],
-    })
-}
-
 fn event_cells(event: &Value, now: SystemTime) -> Vec<Value> {
     let first = age(str_at(event, "/firstTimestamp").or(str_at(event, "/eventTime")), now);
     let mut last = str_at(event, "/lastTimestamp").map_or_else(|| first.clone(), |at| age(Some(at), now));
@@ -1108,7 +1091,8 @@ fn event_cells(event: &Value, now: SystemTime) -> Vec<Value> {
         "" => kind,
         name => format!("{kind}/{name}"),
     };
-    let component = or_str(text(event, "/source/component"), text(event, "/reportingController"));
+    // core/v1 spells the internal ReportingController `reportingComponent`.
+    let component = or_str(text(event, "/source/component"), text(event, "/reportingComponent"));
     let source = match or_str(text(event, "/source/host"), text(event, "/reportingInstance")) {
         "" => component.to_string(),
         instance => format!("{component}, {instance}"),
@@ -2213,7 +2197,7 @@ mod tests {
             "metadata": metadata("lease.1", 60),
             "involvedObject": {"kind": "Lease"},
             "reason": "LeaderElection", "type": "Normal", "message": "k8rs became leader",
-            "eventTime": "2023-11-14T22:03:20.123456Z", "reportingController": "k8rs-controller-manager",
+            "eventTime": "2023-11-14T22:03:20.123456Z", "reportingComponent": "k8rs-controller-manager",
             "series": {"count": 4, "lastObservedTime": ago(90)},
         });
         assert_eq!(
@@ -2230,7 +2214,7 @@ mod tests {
                 4
             ])
         );
-        let singleton = json!({"eventTime": ago(5), "reportingController": "c", "reportingInstance": "c-1"});
+        let singleton = json!({"eventTime": ago(5), "reportingComponent": "c", "reportingInstance": "c-1"});
         assert_eq!(
             cells("", "events", &singleton)[..9].iter().map(Value::to_string).collect::<Vec<_>>().join(" "),
             r#""5s" "" "" "" "" "c, c-1" "" "5s" 1"#
@@ -2239,7 +2223,7 @@ mod tests {
 
         // events.k8s.io/v1 prints the same columns from its own field names.
         let v1 = json!({
-            "metadata": metadata("web-1.17b", 300),
+            "apiVersion": "events.k8s.io/v1", "metadata": metadata("web-1.17b", 300),
             "regarding": {"kind": "Deployment", "name": "web"},
             "reason": "ScalingReplicaSet", "type": "Normal", "note": "Scaled up replica set web-5d9c to 3",
             "eventTime": ago(300), "reportingController": "deployment-controller", "reportingInstance": "cm-1",
