@@ -2,7 +2,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{die_with_parent, free_port};
 
@@ -57,20 +57,10 @@ impl Etcd {
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
         die_with_parent(&mut command);
-        self.child = Some(command.spawn().map_err(|e| e.to_string())?);
-        let deadline = Instant::now() + START_DEADLINE;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                self.child = None;
-                return Err(format!("etcd exited with {status}: {}", self.log_tail()));
-            }
-            if self.healthy() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.kill();
-        Err(format!("not healthy within {START_DEADLINE:?}: {}", self.log_tail()))
+        let mut child = Some(command.spawn().map_err(|e| e.to_string())?);
+        let started = crate::wait_started(&mut child, "etcd", START_DEADLINE, || self.healthy(), || self.log_tail());
+        self.child = child;
+        started
     }
 
     /// The client URL, `http://127.0.0.1:PORT`.

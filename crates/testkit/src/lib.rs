@@ -38,3 +38,30 @@ pub fn die_with_parent(command: &mut std::process::Command) {
         });
     }
 }
+
+/// Waits until a just-spawned service is `ready`, or fails with its log tail if it exits or the deadline passes
+/// (then it is killed). `child` is emptied when the process is gone.
+pub(crate) fn wait_started(
+    child: &mut Option<std::process::Child>,
+    name: &str,
+    deadline: std::time::Duration,
+    ready: impl Fn() -> bool,
+    log_tail: impl Fn() -> String,
+) -> Result<(), String> {
+    let until = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < until {
+        if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            *child = None;
+            return Err(format!("{name} exited with {status}: {}", log_tail()));
+        }
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if let Some(mut process) = child.take() {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+    Err(format!("{name} not ready within {deadline:?}: {}", log_tail()))
+}
