@@ -395,3 +395,76 @@ fn images_command_imports_lists_and_removes() {
     let (ok, out) = k8rs(&["images", "rm", "busybox"]);
     assert!(!ok && out.contains("busybox"), "removing a missing image must fail: {out}");
 }
+
+/// Every pod gets the ServiceAccount admission plugin's projected volume and the kubelet fills it: a token of the
+/// pod's service account bound to the pod (TokenRequest), the cluster CA and the namespace, reached through
+/// `..data`. The API server accepts the token while the pod exists, and refuses it once the pod is gone.
+#[test]
+fn pods_get_a_service_account_token_bound_to_them() {
+    let cluster = LocalCluster::up(BINARY.as_ref(), 1, &["--images", &busybox_archive()]);
+    let node = cluster.node_name(0);
+    // Admission needs the namespace's default ServiceAccount, which a controller makes.
+    cluster.wait_for(&["get", "serviceaccount", "default", "-o", "name"], DEADLINE, |out| !out.is_empty());
+    let script = [
+        "cd /var/run/secrets/kubernetes.io/serviceaccount",
+        "echo files=$(ls -A)",
+        "echo data=$(readlink ..data)",
+        "echo link=$(readlink token)",
+        "echo mode=$(stat -L -c %a token)",
+        "echo namespace=$(cat namespace)",
+        "echo ca=$(head -n 1 ca.crt)",
+        "echo token=$(cat token)",
+        "exec sleep 3600",
+    ]
+    .join("; ");
+    cluster.apply(&pod("sa", &node, "Always", &script));
+    let sa = wait_pod(&cluster, "sa", |p| p["status"]["phase"] == "Running");
+    let volumes = sa["spec"]["volumes"].as_array().unwrap_or_else(|| panic!("no volumes: {sa}"));
+    let volume = volumes
+        .iter()
+        .find(|v| v["name"].as_str().is_some_and(|n| n.starts_with("kube-api-access-")))
+        .unwrap_or_else(|| panic!("no kube-api-access volume: {sa}"));
+    assert_eq!(volume["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"], 3607);
+
+    let logs = cluster.wait_for(&["logs", "sa"], DEADLINE, |text| text.contains("token="));
+    let field = |name: &str| -> String {
+        let prefix = format!("{name}=");
+        logs.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {name} in {logs}")).to_string()
+    };
+    let data = field("data");
+    assert!(data.starts_with("..20"), "..data points at {data}");
+    assert_eq!(field("files"), format!("{data} ..data ca.crt namespace token"));
+    assert_eq!(field("link"), "..data/token");
+    assert_eq!(field("mode"), "644");
+    assert_eq!(field("namespace"), "default");
+    assert_eq!(field("ca"), "-----BEGIN CERTIFICATE-----");
+    let token = field("token");
+    assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
+
+    // The token authenticates as the pod's service account.
+    let kubeconfig = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+    let value = |key: &str| -> String {
+        kubeconfig.lines().find_map(|l| l.trim().strip_prefix(key)).unwrap_or_else(|| panic!("no {key}")).to_string()
+    };
+    let token_kubeconfig = cluster.cluster_dir().join("sa-token.kubeconfig");
+    std::fs::write(
+        &token_kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    \
+             certificate-authority-data: {}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: c\n  \
+             context: {{cluster: c, user: sa}}\ncurrent-context: c\n",
+            value("server: "),
+            value("certificate-authority-data: ")
+        ),
+    )
+    .unwrap();
+    let as_pod = ["--kubeconfig", token_kubeconfig.to_str().unwrap(), "auth", "whoami", "-o", "json"];
+    let whoami: Value = serde_json::from_str(&cluster.kubectl_ok(&as_pod)).expect("SelfSubjectReview JSON");
+    assert_eq!(whoami["status"]["userInfo"]["username"], "system:serviceaccount:default:default", "{whoami}");
+
+    // Bound to the pod: refused once the pod is gone.
+    cluster.kubectl_ok(&["delete", "pod", "sa", "--grace-period=1"]);
+    let refused = cluster.kubectl(&as_pod);
+    assert!(!refused.status.success(), "the token of a deleted pod still authenticates");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Unauthorized"), "{refused:?}");
+}

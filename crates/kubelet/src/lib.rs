@@ -2,15 +2,20 @@
 //! status fresh, runs the pods bound to it through the container runtime and the CNI network, reports their status
 //! and events, and serves their logs to the API server. It talks to the control plane only through the API.
 
+mod atomic_writer;
 mod events;
+#[cfg(test)]
+mod fake_api;
 mod hooks;
 mod join;
 mod logs;
 mod node;
 mod pods;
+mod projection;
 mod server;
 mod spec;
 mod status;
+mod tokens;
 mod volumes;
 
 use std::net::IpAddr;
@@ -48,6 +53,14 @@ pub enum KubeletError {
     Server(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What an API error says: the Status message for an error the server answered, else the error itself.
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        error => error.to_string(),
+    }
 }
 
 /// Runs the kubelet until the process ends.

@@ -17,6 +17,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::events::{Kind, Recorder, Subject};
+use crate::projection::Source;
+use crate::tokens::TokenManager;
 use crate::{hooks, spec, status, volumes, Config};
 
 /// How often a worker looks at its containers when nothing else wakes it.
@@ -25,6 +27,8 @@ const POLL: Duration = Duration::from_millis(250);
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// After projected volumes could not be written with renewed tokens, the next try waits this long.
+const TOKEN_RETRY: Duration = Duration::from_secs(10);
 const DEFAULT_GRACE: i64 = 30;
 const LOG_MAX_SIZE: u64 = 10 << 20;
 const LOG_MAX_FILES: usize = 5;
@@ -176,12 +180,15 @@ pub struct Worker {
     sandbox: Option<Sandbox>,
     pod_ip: Option<String>,
     volumes: Option<BTreeMap<String, PathBuf>>,
+    /// The service account tokens of the pod's projected volumes.
+    tokens: TokenManager,
+    /// Set while writing renewed tokens into the volumes fails: when to try again.
+    tokens_retry_at: Option<Instant>,
     etc_mounts: Vec<runtime::container::Mount>,
     records: BTreeMap<String, ContainerRecord>,
     init_done: bool,
     start_time: Option<SystemTime>,
     sandbox_retry_at: Option<Instant>,
-    sandbox_error: Option<String>,
     last_status: Option<Value>,
     adopted: bool,
 }
@@ -189,6 +196,8 @@ pub struct Worker {
 impl Worker {
     fn new(manager: PodManager, uid: String) -> Worker {
         Worker {
+            tokens: TokenManager::new(manager.client.clone()),
+            tokens_retry_at: None,
             manager,
             uid,
             sandbox: None,
@@ -199,7 +208,6 @@ impl Worker {
             init_done: false,
             start_time: None,
             sandbox_retry_at: None,
-            sandbox_error: None,
             last_status: None,
             adopted: false,
         }
@@ -307,6 +315,7 @@ impl Worker {
         self.refresh_states().await;
         let terminal = self.is_terminal(pod);
         if !terminal && self.ensure_sandbox(pod).await {
+            self.renew_tokens(pod).await;
             if !self.init_done {
                 self.run_init_containers(pod).await;
             }
@@ -349,14 +358,10 @@ impl Worker {
             return false;
         }
         match self.create_sandbox(pod).await {
-            Ok(()) => {
-                self.sandbox_error = None;
-                true
-            }
+            Ok(()) => true,
             Err((reason, message)) => {
                 tracing::warn!(pod = ?pod.metadata.name, %message, "pod sandbox not ready");
                 self.event(pod, None, Kind::Warning, reason, &message).await;
-                self.sandbox_error = Some(message);
                 self.sandbox_retry_at = Some(Instant::now() + Duration::from_secs(2));
                 false
             }
@@ -415,11 +420,29 @@ impl Worker {
         let pod_dir = self.pod_dir();
         self.etc_mounts = volumes::etc_files(pod, &pod_dir, self.pod_ip.as_deref())
             .map_err(|e| ("FailedMount", format!("cannot write the pod's /etc files: {e}")))?;
-        let prepared = volumes::prepare(&self.manager.client, pod, &pod_dir)
+        let prepared = volumes::prepare(&self.manager.client, &mut self.tokens, pod, &pod_dir)
             .await
-            .map_err(|e| ("FailedMount", format!("MountVolume.SetUp failed: {e}")))?;
+            .map_err(|e| ("FailedMount", e))?;
         self.volumes = Some(prepared);
         Ok(())
+    }
+
+    /// Writes fresh service account tokens into the pod's projected volumes when one is due for renewal, or again
+    /// after a failed write.
+    async fn renew_tokens(&mut self, pod: &Pod) {
+        let retry = self.tokens_retry_at.is_some_and(|at| Instant::now() >= at);
+        if !retry && !self.tokens.renewal_due(SystemTime::now()) {
+            return;
+        }
+        let pod_dir = self.pod_dir();
+        match volumes::renew_tokens(&self.manager.client, &mut self.tokens, pod, &pod_dir).await {
+            Ok(()) => self.tokens_retry_at = None,
+            Err(message) => {
+                tracing::warn!(pod = ?pod.metadata.name, %message, "cannot renew the pod's service account tokens");
+                self.event(pod, None, Kind::Warning, "FailedMount", &message).await;
+                self.tokens_retry_at = Some(Instant::now() + TOKEN_RETRY);
+            }
+        }
     }
 
     fn attachment(&self, pod: &Pod, sandbox: &Sandbox) -> network::Attachment {
@@ -798,32 +821,14 @@ impl Worker {
                 Some(from) => {
                     if let Some(field) = &from.field_ref {
                         match field.field_path.as_str() {
-                            "metadata.name" => pod.metadata.name.clone().unwrap_or_default(),
-                            "metadata.namespace" => namespace.to_string(),
-                            "metadata.uid" => self.uid.clone(),
                             "spec.nodeName" => self.config().node_name.clone(),
                             "spec.serviceAccountName" => {
                                 pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_default()
                             }
                             "status.podIP" => self.pod_ip.clone().unwrap_or_default(),
                             "status.hostIP" => self.config().node_ip.to_string(),
-                            path => {
-                                if let Some(key) =
-                                    path.strip_prefix("metadata.labels['").and_then(|k| k.strip_suffix("']"))
-                                {
-                                    pod.metadata.labels.as_ref().and_then(|l| l.get(key).cloned()).unwrap_or_default()
-                                } else if let Some(key) =
-                                    path.strip_prefix("metadata.annotations['").and_then(|k| k.strip_suffix("']"))
-                                {
-                                    pod.metadata
-                                        .annotations
-                                        .as_ref()
-                                        .and_then(|l| l.get(key).cloned())
-                                        .unwrap_or_default()
-                                } else {
-                                    return Err(format!("unsupported fieldRef {path:?} in env {}", var.name));
-                                }
-                            }
+                            path => spec::metadata_field(pod, path)
+                                .ok_or_else(|| format!("unsupported fieldRef {path:?} in env {}", var.name))?,
                         }
                     } else if let Some(key) = &from.config_map_key_ref {
                         let optional = key.optional == Some(true);
@@ -849,21 +854,7 @@ impl Worker {
                             }
                         }
                     } else if let Some(resource) = &from.resource_field_ref {
-                        let limits = container.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
-                        let requests =
-                            container.resources.as_ref().and_then(|r| r.requests.clone()).unwrap_or_default();
-                        let (map, name) = match resource.resource.split_once('.') {
-                            Some(("limits", name)) => (&limits, name),
-                            Some(("requests", name)) => (&requests, name),
-                            _ => return Err(format!("unsupported resourceFieldRef {:?}", resource.resource)),
-                        };
-                        match (name, map.get(name)) {
-                            ("cpu", Some(q)) => {
-                                spec::cpu_millis(q).map(|m| ((m + 999) / 1000).to_string()).unwrap_or_default()
-                            }
-                            ("memory", Some(q)) => spec::bytes(q).map(|b| b.to_string()).unwrap_or_default(),
-                            _ => String::new(),
-                        }
+                        spec::resource_field(container, resource)?
                     } else {
                         continue;
                     }
@@ -1066,21 +1057,6 @@ impl Worker {
         volumes::cleanup(&self.pod_dir());
         if let (Some(namespace), Some(name)) = (namespace, name) {
             let _ = std::fs::remove_dir_all(config.dir.join("logs").join(format!("{namespace}_{name}_{}", self.uid)));
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Source {
-    ConfigMap,
-    Secret,
-}
-
-impl Source {
-    fn noun(self) -> &'static str {
-        match self {
-            Source::ConfigMap => "configmap",
-            Source::Secret => "secret",
         }
     }
 }

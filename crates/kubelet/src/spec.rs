@@ -1,9 +1,10 @@
 //! From a pod's spec to what the runtime runs: the command line (image entrypoint and cmd versus the container's
-//! command and args, with `$(VAR)` expansion), the environment, the user, and resources as cgroup values.
+//! command and args, with `$(VAR)` expansion), the environment and downward API values, the user, and resources
+//! as cgroup values.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, ResourceFieldSelector};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use runtime::image::ImageConfig;
 
@@ -76,6 +77,51 @@ pub fn cpu_millis(quantity: &Quantity) -> Option<i64> {
 /// Memory in bytes.
 pub fn bytes(quantity: &Quantity) -> Option<i64> {
     apimachinery::quantity::parse(&quantity.0).map(|n| n.ceil() as i64)
+}
+
+/// A pod metadata field of the downward API (`fieldRef`, in env and in volumes): name, namespace, uid, all labels or
+/// annotations (`key="value"` lines), or one of them (`metadata.labels['key']`); None for any other path.
+pub fn metadata_field(pod: &Pod, path: &str) -> Option<String> {
+    let meta = &pod.metadata;
+    let lines = |map: Option<&BTreeMap<String, String>>| -> String {
+        map.into_iter().flatten().map(|(k, v)| format!("{k}={v:?}\n")).collect()
+    };
+    let one = |map: Option<&BTreeMap<String, String>>, prefix: &str| {
+        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        Some(map.and_then(|m| m.get(key).cloned()).unwrap_or_default())
+    };
+    match path {
+        "metadata.name" => Some(meta.name.clone().unwrap_or_default()),
+        "metadata.namespace" => Some(meta.namespace.clone().unwrap_or_else(|| "default".into())),
+        "metadata.uid" => Some(meta.uid.clone().unwrap_or_default()),
+        "metadata.labels" => Some(lines(meta.labels.as_ref())),
+        "metadata.annotations" => Some(lines(meta.annotations.as_ref())),
+        _ => one(meta.labels.as_ref(), "metadata.labels['")
+            .or_else(|| one(meta.annotations.as_ref(), "metadata.annotations['")),
+    }
+}
+
+/// A container resource of the downward API (`resourceFieldRef`: `limits.cpu`, `requests.memory`, …) in units of
+/// the divisor (1 by default), rounded up as upstream; empty when the container does not set it.
+pub fn resource_field(container: &Container, selector: &ResourceFieldSelector) -> Result<String, String> {
+    let requirements = container.resources.clone().unwrap_or_default();
+    let (values, name) = match selector.resource.split_once('.') {
+        Some(("limits", name)) => (requirements.limits, name),
+        Some(("requests", name)) => (requirements.requests, name),
+        _ => return Err(format!("unsupported resourceFieldRef {:?}", selector.resource)),
+    };
+    let Some(value) = values.as_ref().and_then(|v| v.get(name)) else { return Ok(String::new()) };
+    // Both positive: the ceiling of value / divisor.
+    let ceil = |value: i64, divisor: i64| ((value + divisor - 1) / divisor).to_string();
+    let divisor = selector.divisor.as_ref();
+    Ok(match name {
+        "cpu" => cpu_millis(value)
+            .map_or_else(String::new, |m| ceil(m, divisor.and_then(cpu_millis).filter(|d| *d > 0).unwrap_or(1000))),
+        // memory, ephemeral-storage, hugepages-<size>
+        _ => {
+            bytes(value).map_or_else(String::new, |b| ceil(b, divisor.and_then(bytes).filter(|d| *d > 0).unwrap_or(1)))
+        }
+    })
 }
 
 /// A container's cgroup values: (cpu shares, cpu quota, memory limit).

@@ -1,126 +1,102 @@
-//! A pod's volumes on the node (emptyDir, hostPath, configMap, secret, downwardAPI labels/annotations) and the
-//! files every container gets (/etc/hosts, /etc/hostname, /etc/resolv.conf), all under the pod's directory.
+//! A pod's volumes on the node (emptyDir, hostPath, and the volumes whose files the kubelet writes: configMap,
+//! secret, downwardAPI, projected) and the files every container gets (/etc/hosts, /etc/hostname,
+//! /etc/resolv.conf), all under the pod's directory.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, Pod, Secret, Volume};
 use kube::api::Api;
 use runtime::container::Mount;
 
+use crate::atomic_writer;
+use crate::projection::{self, Source};
+use crate::tokens::TokenManager;
+
 /// Prepares every volume of the pod; returns volume name → directory or file on the node.
-pub async fn prepare(client: &kube::Client, pod: &Pod, pod_dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+pub async fn prepare(
+    client: &kube::Client,
+    tokens: &mut TokenManager,
+    pod: &Pod,
+    pod_dir: &Path,
+) -> Result<BTreeMap<String, PathBuf>, String> {
     let mut paths = BTreeMap::new();
-    for volume in pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default() {
-        let dir = pod_dir.join("volumes").join(&volume.name);
-        let io = |e: std::io::Error| format!("volume {:?}: {e}", volume.name);
-        if let Some(host_path) = &volume.host_path {
-            let path = PathBuf::from(&host_path.path);
-            match host_path.type_.as_deref().unwrap_or("") {
-                "DirectoryOrCreate" => std::fs::create_dir_all(&path).map_err(io)?,
-                "FileOrCreate" if !path.exists() => {
-                    std::fs::File::create(&path).map_err(io)?;
-                }
-                "Directory" if !path.is_dir() => {
-                    return Err(format!("hostPath type check failed: {} is not a directory", host_path.path))
-                }
-                "File" if !path.is_file() => {
-                    return Err(format!("hostPath type check failed: {} is not a file", host_path.path))
-                }
-                _ => {}
-            }
-            paths.insert(volume.name.clone(), path);
-            continue;
-        }
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        if let Some(config_map) = &volume.config_map {
-            let name = config_map.name.clone();
-            match Api::<ConfigMap>::namespaced(client.clone(), namespace).get(&name).await {
-                Ok(object) => {
-                    let mut data: BTreeMap<String, Vec<u8>> =
-                        object.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-                    data.extend(object.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
-                    write_keys(&dir, &data, config_map.items.as_deref(), config_map.default_mode).map_err(io)?;
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 && config_map.optional == Some(true) => {}
-                Err(e) => return Err(format!("configmap \"{name}\" not found: {e}")),
-            }
-        } else if let Some(secret) = &volume.secret {
-            let name = secret.secret_name.clone().unwrap_or_default();
-            match Api::<Secret>::namespaced(client.clone(), namespace).get(&name).await {
-                Ok(object) => {
-                    let data: BTreeMap<String, Vec<u8>> =
-                        object.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-                    write_keys(&dir, &data, secret.items.as_deref(), secret.default_mode.or(Some(0o644)))
-                        .map_err(io)?;
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 && secret.optional == Some(true) => {}
-                Err(e) => return Err(format!("secret \"{name}\" not found: {e}")),
-            }
-        } else if let Some(downward) = &volume.downward_api {
-            for item in downward.items.as_deref().unwrap_or_default() {
-                let value = match item.field_ref.as_ref().map(|f| f.field_path.as_str()) {
-                    Some("metadata.name") => pod.metadata.name.clone().unwrap_or_default(),
-                    Some("metadata.namespace") => namespace.to_string(),
-                    Some("metadata.uid") => pod.metadata.uid.clone().unwrap_or_default(),
-                    Some("metadata.labels") => key_values(pod.metadata.labels.as_ref()),
-                    Some("metadata.annotations") => key_values(pod.metadata.annotations.as_ref()),
-                    _ => continue,
-                };
-                let path = dir.join(&item.path);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(io)?;
-                }
-                std::fs::write(&path, value).map_err(io)?;
-            }
-        } else if let Some(empty_dir) = &volume.empty_dir {
-            if empty_dir.medium.as_deref() == Some("Memory") {
-                mount_tmpfs(&dir).map_err(io)?;
-            }
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).map_err(io)?;
-        } else {
-            return Err(format!("volume {:?}: this kind of volume is not supported on k8rs nodes yet", volume.name));
-        }
-        paths.insert(volume.name.clone(), dir);
+    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let path = set_up(client, tokens, pod, pod_dir, volume).await.map_err(|e| failed(volume, e))?;
+        paths.insert(volume.name.clone(), path);
     }
     Ok(paths)
 }
 
-fn key_values(map: Option<&BTreeMap<String, String>>) -> String {
-    map.into_iter().flatten().map(|(k, v)| format!("{k}={v:?}\n")).collect()
-}
-
-fn write_keys(
-    dir: &Path,
-    data: &BTreeMap<String, Vec<u8>>,
-    items: Option<&[KeyToPath]>,
-    default_mode: Option<i32>,
-) -> std::io::Result<()> {
-    let write = |relative: &str, bytes: &[u8], mode: Option<i32>| -> std::io::Result<()> {
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, bytes)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode.or(default_mode).unwrap_or(0o644) as u32))
-    };
-    match items {
-        Some(items) => {
-            for item in items {
-                if let Some(bytes) = data.get(&item.key) {
-                    write(&item.path, bytes, item.mode)?;
-                }
-            }
-        }
-        None => {
-            for (key, bytes) in data {
-                write(key, bytes, None)?;
-            }
-        }
+/// Writes again the projected volumes that hold service account tokens (the tokens due for renewal are renewed).
+pub async fn renew_tokens(
+    client: &kube::Client,
+    tokens: &mut TokenManager,
+    pod: &Pod,
+    pod_dir: &Path,
+) -> Result<(), String> {
+    let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+    for volume in volumes.filter(|v| v.projected.as_ref().is_some_and(projection::holds_token)) {
+        set_up(client, tokens, pod, pod_dir, volume).await.map_err(|e| failed(volume, e))?;
     }
     Ok(())
+}
+
+fn failed(volume: &Volume, error: String) -> String {
+    format!("MountVolume.SetUp failed for volume {:?} : {error}", volume.name)
+}
+
+async fn set_up(
+    client: &kube::Client,
+    tokens: &mut TokenManager,
+    pod: &Pod,
+    pod_dir: &Path,
+    volume: &Volume,
+) -> Result<PathBuf, String> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let io = |e: std::io::Error| e.to_string();
+    if let Some(host_path) = &volume.host_path {
+        let path = PathBuf::from(&host_path.path);
+        match host_path.type_.as_deref().unwrap_or("") {
+            "DirectoryOrCreate" => std::fs::create_dir_all(&path).map_err(io)?,
+            "FileOrCreate" if !path.exists() => {
+                std::fs::File::create(&path).map_err(io)?;
+            }
+            "Directory" if !path.is_dir() => {
+                return Err(format!("hostPath type check failed: {} is not a directory", host_path.path))
+            }
+            "File" if !path.is_file() => {
+                return Err(format!("hostPath type check failed: {} is not a file", host_path.path))
+            }
+            _ => {}
+        }
+        return Ok(path);
+    }
+    let dir = pod_dir.join("volumes").join(&volume.name);
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let files = if let Some(c) = &volume.config_map {
+        let (optional, mode) = (c.optional == Some(true), projection::default_mode(c.default_mode));
+        projection::keys(client, namespace, Source::ConfigMap, &c.name, c.items.as_deref(), optional, mode).await?
+    } else if let Some(s) = &volume.secret {
+        let (optional, mode) = (s.optional == Some(true), projection::default_mode(s.default_mode));
+        let name = s.secret_name.as_deref().unwrap_or_default();
+        projection::keys(client, namespace, Source::Secret, name, s.items.as_deref(), optional, mode).await?
+    } else if let Some(d) = &volume.downward_api {
+        projection::downward(pod, d.items.as_deref().unwrap_or_default(), projection::default_mode(d.default_mode))?
+    } else if let Some(projected) = &volume.projected {
+        projection::projected(client, tokens, pod, projected).await?
+    } else if let Some(empty_dir) = &volume.empty_dir {
+        if empty_dir.medium.as_deref() == Some("Memory") {
+            mount_tmpfs(&dir).map_err(io)?;
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).map_err(io)?;
+        return Ok(dir);
+    } else {
+        return Err("this kind of volume is not supported on k8rs nodes yet".into());
+    };
+    atomic_writer::write(&dir, &files).map_err(io)?;
+    Ok(dir)
 }
 
 fn mount_tmpfs(dir: &Path) -> std::io::Result<()> {
@@ -248,4 +224,151 @@ pub async fn pull_credentials(client: &kube::Client, pod: &Pod) -> Vec<runtime::
         }
     }
     credentials
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_api::{granted, FakeApi};
+    use serde_json::{json, Value};
+    use std::time::SystemTime;
+
+    const TOKEN: &str = "/api/v1/namespaces/shop/serviceaccounts/builder/token";
+    const CA: &str = "/api/v1/namespaces/shop/configmaps/kube-root-ca.crt";
+
+    fn pod(sources: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u-1"},
+            "spec": {
+                "serviceAccountName": "builder",
+                "containers": [{"name": "main", "image": "busybox"}],
+                "volumes": [{"name": "kube-api-access", "projected": {"defaultMode": 0o440, "sources": sources}}],
+            },
+        }))
+        .unwrap()
+    }
+
+    /// The sources the ServiceAccount admission plugin adds, and two more.
+    fn api_access_sources() -> Value {
+        json!([
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            {"secret": {"name": "extra", "optional": true}},
+            {"configMap": {"name": "settings", "items": [{"key": "a", "path": "conf/a", "mode": 0o600}]}},
+        ])
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        names.sort();
+        names
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    async fn api_with_config_maps() -> FakeApi {
+        let api = FakeApi::start().await;
+        api.respond("GET", CA, 200, json!({"kind": "ConfigMap", "apiVersion": "v1", "data": {"ca.crt": "CA"}}));
+        let settings = json!({"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "1", "b": "2"}});
+        api.respond("GET", "/api/v1/namespaces/shop/configmaps/settings", 200, settings);
+        api
+    }
+
+    #[tokio::test]
+    async fn projected_volumes_hold_every_source() {
+        let api = api_with_config_maps().await;
+        api.respond("POST", TOKEN, 201, granted("t1", 3607, 3607));
+        let (client, dir) = (api.client(), tempfile::tempdir().unwrap());
+        let mut tokens = TokenManager::new(client.clone());
+        let pod = pod(api_access_sources());
+        let paths = prepare(&client, &mut tokens, &pod, dir.path()).await.unwrap();
+        let volume = dir.path().join("volumes/kube-api-access");
+        assert_eq!(paths["kube-api-access"], volume);
+
+        let generation = std::fs::read_link(volume.join("..data")).unwrap().to_string_lossy().to_string();
+        assert!(generation.starts_with("..2"), "{generation}");
+        assert_eq!(names(&volume), [generation.as_str(), "..data", "ca.crt", "conf", "namespace", "token"]);
+        assert_eq!(std::fs::read_link(volume.join("token")).unwrap(), Path::new("..data/token"));
+        let read = |path: &str| std::fs::read_to_string(volume.join(path)).unwrap();
+        assert_eq!(read("token"), "t1");
+        assert_eq!(read("ca.crt"), "CA");
+        assert_eq!(read("namespace"), "shop");
+        assert_eq!(read("conf/a"), "1");
+        assert_eq!(names(&volume.join("conf")), ["a"], "only the items");
+        assert_eq!(mode(&volume.join("token")), 0o440, "defaultMode");
+        assert_eq!(mode(&volume.join("namespace")), 0o440);
+        assert_eq!(mode(&volume.join("conf/a")), 0o600, "the item's mode");
+
+        let requests = api.requests();
+        let token = requests.iter().find(|r| r.path == TOKEN).unwrap();
+        assert_eq!(token.method, "POST");
+        assert_eq!(
+            token.body["spec"],
+            json!({"audiences": [], "expirationSeconds": 3607,
+                   "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": "u-1"}})
+        );
+        assert!(
+            requests.iter().any(|r| r.path == "/api/v1/namespaces/shop/secrets/extra"),
+            "the optional secret was asked for"
+        );
+        assert!(!tokens.renewal_due(SystemTime::now()));
+    }
+
+    #[tokio::test]
+    async fn a_missing_required_source_a_failed_token_request_or_a_collision_fails_the_volume() {
+        let api = FakeApi::start().await;
+        let (client, dir) = (api.client(), tempfile::tempdir().unwrap());
+        let mut tokens = TokenManager::new(client.clone());
+        let error = prepare(&client, &mut tokens, &pod(api_access_sources()), dir.path()).await.unwrap_err();
+        assert!(
+            error.starts_with("MountVolume.SetUp failed for volume \"kube-api-access\" : failed to fetch token"),
+            "{error}"
+        );
+
+        let api = api_with_config_maps().await;
+        let client = api.client();
+        let mut tokens = TokenManager::new(client.clone());
+        let missing = json!([{"configMap": {"name": "absent", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]);
+        let error = prepare(&client, &mut tokens, &pod(missing), dir.path()).await.unwrap_err();
+        assert_eq!(error, "MountVolume.SetUp failed for volume \"kube-api-access\" : configmap \"absent\" not found");
+        let missing_key = json!([{"configMap": {"name": "settings", "items": [{"key": "nope", "path": "x"}]}}]);
+        let error = prepare(&client, &mut tokens, &pod(missing_key), dir.path()).await.unwrap_err();
+        assert!(error.ends_with(": configmap references non-existent config key: nope"), "{error}");
+
+        api.respond("POST", TOKEN, 201, granted("t1", 3600, 3600));
+        let collision = json!([
+            {"serviceAccountToken": {"path": "ca.crt"}},
+            {"configMap": {"name": "kube-root-ca.crt"}},
+        ]);
+        let error = prepare(&client, &mut tokens, &pod(collision), dir.path()).await.unwrap_err();
+        assert!(error.ends_with(": conflicting duplicate paths: more than one file at \"ca.crt\""), "{error}");
+    }
+
+    #[tokio::test]
+    async fn renewal_writes_the_new_token_atomically() {
+        let api = api_with_config_maps().await;
+        // Granted for an hour, of which 50 minutes have gone: due for renewal.
+        api.respond("POST", TOKEN, 201, granted("t1", 600, 3600));
+        let (client, dir) = (api.client(), tempfile::tempdir().unwrap());
+        let mut tokens = TokenManager::new(client.clone());
+        let pod = pod(api_access_sources());
+        prepare(&client, &mut tokens, &pod, dir.path()).await.unwrap();
+        let volume = dir.path().join("volumes/kube-api-access");
+        let first = std::fs::read_link(volume.join("..data")).unwrap();
+        assert!(tokens.renewal_due(SystemTime::now()));
+
+        api.respond("POST", TOKEN, 201, granted("t2", 3600, 3600));
+        renew_tokens(&client, &mut tokens, &pod, dir.path()).await.unwrap();
+        assert_eq!(std::fs::read_to_string(volume.join("token")).unwrap(), "t2");
+        assert_eq!(std::fs::read_to_string(volume.join("ca.crt")).unwrap(), "CA");
+        let second = std::fs::read_link(volume.join("..data")).unwrap();
+        assert_ne!(first, second);
+        assert!(!volume.join(&first).exists());
+        assert!(!tokens.renewal_due(SystemTime::now()));
+        assert_eq!(api.requests().iter().filter(|r| r.path == TOKEN).count(), 2);
+    }
 }
