@@ -1,5 +1,6 @@
 //! Authentication: who sent a request, from the TLS client certificate (CN = user, O = groups) or a bearer
-//! token from the token file. Requests with neither are anonymous.
+//! token: one from the token file, or a service-account token this server issued (verified in
+//! `serviceaccounts`). Requests with neither are anonymous.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -9,6 +9,7 @@ mod cache;
 mod discovery;
 mod http;
 mod join;
+mod jwt;
 mod kubelet;
 mod metrics;
 mod objects;
@@ -18,6 +19,7 @@ pub mod pki;
 mod rest;
 mod reviews;
 mod scale;
+mod serviceaccounts;
 mod services;
 mod table;
 
@@ -72,6 +74,8 @@ pub struct State {
     service_cidr: Cidr,
     caches: cache::Caches,
     metrics: Arc<metrics::Metrics>,
+    /// Signs and verifies service-account tokens.
+    issuer: serviceaccounts::Issuer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,12 +98,15 @@ impl ApiServer {
     pub async fn start(listener: TcpListener, config: Config) -> Result<ApiServer, ServerError> {
         let tls = Arc::new(tls_config(&config.pki)?);
         let kubelet_tls = Arc::new(kubelet::client_tls(&config.pki).map_err(ServerError::Tls)?);
+        let signing_key = jwt::SigningKey::from_pkcs8_pem(&config.pki.service_account_key)
+            .map_err(|e| ServerError::Tls(format!("service account signing key: {e}")))?;
         let metrics = Arc::new(metrics::Metrics::new());
         let store = metrics::MeteredStore::wrap(config.store, metrics.clone());
         let caches = cache::Caches::start(&store).await.map_err(|e| ServerError::Store(e.to_string()))?;
         let state = Arc::new(State {
             caches,
             metrics,
+            issuer: serviceaccounts::Issuer::new(signing_key),
             store,
             pki: config.pki,
             kubelet_tls,
@@ -268,8 +275,15 @@ fn is_public(path: &str) -> bool {
 async fn handle(state: &State, certificate: Option<Identity>, request: Request<Incoming>) -> Response<Body> {
     let identity = match request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         Some(header) => {
-            match header.strip_prefix("Bearer ").and_then(|token| state.tokens.authenticate(token.trim())) {
-                Some(identity) => Some(identity.clone()),
+            let identity = match header.strip_prefix("Bearer ").map(str::trim) {
+                Some(token) => match state.tokens.authenticate(token) {
+                    Some(identity) => Some(identity.clone()),
+                    None => serviceaccounts::authenticate(state, token).await,
+                },
+                None => None,
+            };
+            match identity {
+                Some(identity) => Some(identity),
                 None => return http::status(&Status::unauthorized()),
             }
         }
@@ -292,6 +306,8 @@ async fn route(state: &State, identity: &Identity, request: Request<Incoming>, p
         (&Method::GET, ["healthz" | "livez" | "readyz"]) => http::text(StatusCode::OK, "ok"),
         (&Method::GET, ["version"]) => http::json(StatusCode::OK, &discovery::version()),
         (&Method::GET, ["cacerts"]) => join::ca_certificate(state),
+        (&Method::GET, [".well-known", "openid-configuration"]) => serviceaccounts::openid_configuration(state),
+        (&Method::GET, ["openid", "v1", "jwks"]) => serviceaccounts::jwks(state),
         (&Method::POST, ["v1-k8rs", "node-certificates"]) => match rest::read_body(request.into_body()).await {
             Ok(body) => join::node_certificates(state, identity, &body),
             Err(status) => http::status(&status),

@@ -1,5 +1,6 @@
 //! The cluster's certificates: a CA, the API server's serving certificate and the admin's client certificate,
-//! made on first start and reused from the data directory on every start after.
+//! and the key that signs service-account tokens, made on first start and reused from the data directory on
+//! every start after.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,9 @@ pub struct Pki {
     pub controllers: CertKey,
     /// What the API server presents to kubelets when it proxies logs and streams to them.
     pub kubelet_client: CertKey,
+    /// The ECDSA P-256 key (PKCS#8 PEM) that signs service-account tokens; made once, like the CA, so that tokens
+    /// stay valid across restarts.
+    pub service_account_key: String,
 }
 
 /// Who a client certificate names: CN is the user, each O a group.
@@ -122,7 +126,18 @@ impl Pki {
             &issuer,
             ClientIdentity { user: "kube-apiserver-kubelet-client", groups: &["system:masters"] },
         )?;
-        Ok(Pki { ca, serving, admin, controllers, kubelet_client })
+        let key_path = dir.join("service-account.key");
+        let service_account_key = match read(&key_path)? {
+            Some(pem) => pem,
+            None => {
+                let pem = crate::jwt::generate_pkcs8_pem();
+                write(&key_path, &pem, true)?;
+                pem
+            }
+        };
+        crate::jwt::SigningKey::from_pkcs8_pem(&service_account_key)
+            .map_err(|reason| PkiError::Invalid { path: key_path, reason })?;
+        Ok(Pki { ca, serving, admin, controllers, kubelet_client, service_account_key })
     }
 
     /// The CA as a certificate issuer (for node certificates signed on request).
@@ -310,5 +325,7 @@ mod tests {
         assert!(!covers(&first.serving.cert_pem, &names, &ips));
         assert_eq!(first.ca.cert_pem, moved.ca.cert_pem);
         assert_eq!(first.admin.cert_pem, moved.admin.cert_pem);
+        assert_eq!(first.service_account_key, moved.service_account_key, "the token signing key is kept");
+        assert!(first.service_account_key.starts_with("-----BEGIN PRIVATE KEY-----"));
     }
 }

@@ -182,7 +182,7 @@ pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes> {
 }
 
 /// Decodes a JSON, YAML or protobuf request body (a missing Content-Type means JSON).
-fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
+pub(crate) fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
     let media = content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim();
     let value: Value = match media {
         "application/json" | "" | "*/*" => serde_json::from_slice(body)
@@ -375,6 +375,9 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::DELETE, false, None) => delete_collection(state, &request).await,
         (&Method::POST, true, Some("binding")) => bind(state, &request, &body).await,
         (&Method::POST, true, Some("eviction")) => evict(state, &request, &body).await,
+        (&Method::POST, true, Some("token")) => {
+            crate::serviceaccounts::create_token(state, &request, &body, &mut warnings).await
+        }
         _ => Err(Status::method_not_allowed(request.method.as_str(), request.resource.name)),
     };
     let mut response = result.unwrap_or_else(|status| http::status(&status));
@@ -849,6 +852,7 @@ async fn create_object(
     defaults::apply(resource.group, resource.version, resource.kind, &mut object);
     if resource.group.is_empty() && resource.kind == "Pod" {
         defaults::admit_pod_create(&mut object);
+        crate::serviceaccounts::admit_pod(state, request.namespace.as_deref().unwrap_or_default(), &mut object).await?;
     }
     track_update(request, None, &mut object);
     let causes = validation::validate(resource.group, resource.version, resource.kind, &object, None);

@@ -160,7 +160,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         server.serve(inherited_listener(fd)?);
     }
     let client = controller_client(&controllers_kubeconfig).await?;
-    tokio::spawn(controllers::run(client, cluster_cidr));
+    tokio::spawn(controllers::run(client, cluster_cidr, pki_ca.clone()));
     if !args.disable_agent {
         let (token, node, data_dir, cidr) =
             (join_token(&args, &pki_ca)?, args.node.clone(), args.data_dir.clone(), args.cluster_cidr.clone());

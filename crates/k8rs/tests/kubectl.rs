@@ -324,7 +324,8 @@ fn deletecollection_removes_what_the_selector_matches() {
         ok(server.kubectl(JSON_KUBECTL, &["label", "configmap", name, &format!("tier={tier}")]));
     }
     ok(server.kubectl(None, &["delete", "--raw", "/api/v1/namespaces/default/configmaps?labelSelector=tier%3Dcache"]));
-    assert_eq!(ok(server.kubectl(None, &["get", "configmaps", "-o", "name"])).trim(), "configmap/c");
+    // `-l tier`: the namespace also holds the root CA ConfigMap.
+    assert_eq!(ok(server.kubectl(None, &["get", "configmaps", "-l", "tier", "-o", "name"])).trim(), "configmap/c");
 }
 
 #[test]
@@ -414,19 +415,20 @@ fn services_get_unique_cluster_ips_and_node_ports_released_on_delete() {
 #[test]
 fn metrics_count_requests_watches_and_store_operations() {
     let server = server();
-    ok(server.kubectl(JSON_KUBECTL, &["create", "configmap", "counted"]));
-    ok(server.kubectl(None, &["get", "configmap", "counted"]));
-    let watch = "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1";
+    // Secrets: no controller writes or watches them (ConfigMaps have the root CA publisher).
+    ok(server.kubectl(JSON_KUBECTL, &["create", "secret", "generic", "counted"]));
+    ok(server.kubectl(None, &["get", "secret", "counted"]));
+    let watch = "/api/v1/namespaces/default/secrets?watch=true&timeoutSeconds=1";
     assert!(ok(server.kubectl(None, &["get", "--raw", watch])).contains("counted"));
     let metrics = ok(server.kubectl(None, &["get", "--raw", "/metrics"]));
     let has = |needle: &str| metrics.lines().any(|l| l.starts_with(needle));
-    assert!(has(r#"apiserver_request_total{verb="create",resource="configmaps",code="201"} 1"#), "{metrics}");
-    assert!(has(r#"apiserver_request_total{verb="get",resource="configmaps",code="200"}"#), "{metrics}");
-    assert!(has(r#"apiserver_request_duration_seconds_count{verb="create",resource="configmaps"} 1"#), "{metrics}");
+    assert!(has(r#"apiserver_request_total{verb="create",resource="secrets",code="201"} 1"#), "{metrics}");
+    assert!(has(r#"apiserver_request_total{verb="get",resource="secrets",code="200"}"#), "{metrics}");
+    assert!(has(r#"apiserver_request_duration_seconds_count{verb="create",resource="secrets"} 1"#), "{metrics}");
     assert!(has(r#"k8rs_storage_operation_duration_seconds_count{operation="create"}"#), "{metrics}");
     // The watch was counted while open, and no longer is.
-    assert!(has(r#"apiserver_registered_watchers{resource="configmaps"} 0"#), "{metrics}");
-    assert!(has(r#"apiserver_request_total{verb="watch",resource="configmaps",code="200"} 1"#), "{metrics}");
+    assert!(has(r#"apiserver_registered_watchers{resource="secrets"} 0"#), "{metrics}");
+    assert!(has(r#"apiserver_request_total{verb="watch",resource="secrets",code="200"} 1"#), "{metrics}");
 }
 
 /// kubectl 1.32+ sends protobuf bodies for typed creates; the dispatcher runs kubectl 1.33 against k8rs.

@@ -273,7 +273,8 @@ class Suite:
 
         # With a selector remainingItemCount is left unset, and pages are filled up to the limit.
         unset()
-        for label_selector in ["batch=yes", "batch!=yes"]:
+        # (`batch,`: `!=` alone also matches ConfigMaps without the label, such as kube-root-ca.crt.)
+        for label_selector in ["batch=yes", "batch,batch!=yes"]:
             first = self.core.list_namespaced_config_map(NS, limit=3, label_selector=label_selector)
             wanted = 3 if label_selector == "batch=yes" else 1
             expect(len(first.items) == wanted, f"a first page of {len(first.items)} for {label_selector}")
@@ -357,20 +358,20 @@ class Suite:
         expect(account.metadata.uid, "service account")
         expect(self.core.read_namespaced_service_account("robot", NS).metadata.name == "robot", "read")
 
-        def token():
-            spec = client.V1TokenRequestSpec(audiences=["https://kubernetes.default.svc"], expiration_seconds=3600)
-            request = client.AuthenticationV1TokenRequest(spec=spec)
-            try:
-                status = self.core.create_namespaced_service_account_token("robot", NS, request).status
-            except ApiException as e:
-                raise AssertionError(f"{e.status} {e.body.strip()}")
-            expect(status.token.count(".") == 2 and status.expiration_timestamp, f"token {status}")
-
-        known_gap(
-            "service_account/token",
-            "POST /api/v1/namespaces/py-e2e/serviceaccounts/robot/token (TokenRequest) is 405 MethodNotAllowed "
-            "in k8rs; upstream answers 201 with status.token and status.expirationTimestamp",
-            token,
+        # TokenRequest: a signed JWT for the audience asked for, with its expiry.
+        spec = client.V1TokenRequestSpec(audiences=["https://kubernetes.default.svc"], expiration_seconds=3600)
+        request = client.AuthenticationV1TokenRequest(spec=spec)
+        issued = self.core.create_namespaced_service_account_token("robot", NS, request)
+        status = issued.status
+        expect(status.token.count(".") == 2 and status.expiration_timestamp, f"token {status}")
+        expect(issued.spec.audiences == ["https://kubernetes.default.svc"], f"audiences {issued.spec.audiences}")
+        claims = json.loads(base64.urlsafe_b64decode(status.token.split(".")[1] + "=="))
+        expect(claims["sub"] == f"system:serviceaccount:{NS}:robot", f"claims {claims}")
+        expect(claims["kubernetes.io"]["serviceaccount"]["uid"] == account.metadata.uid, f"claims {claims}")
+        lifetime = status.expiration_timestamp - datetime.datetime.fromtimestamp(claims["iat"], datetime.timezone.utc)
+        expect(lifetime == datetime.timedelta(seconds=3600), f"expires after {lifetime}")
+        api_error(
+            lambda: self.core.create_namespaced_service_account_token("nobody", NS, request), 404, "NotFound"
         )
         self.core.delete_namespaced_service_account("robot", NS)
 
