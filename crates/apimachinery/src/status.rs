@@ -11,12 +11,18 @@ pub struct Status {
     api_version: &'static str,
     metadata: EmptyMeta,
     status: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<Box<StatusDetails>>,
+    #[serde(skip_serializing_if = "is_zero")]
     pub code: u16,
+}
+
+fn is_zero(code: &u16) -> bool {
+    *code == 0
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -31,6 +37,8 @@ pub struct StatusDetails {
     pub group: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uid: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<StatusCause>,
     #[serde(rename = "retryAfterSeconds", skip_serializing_if = "Option::is_none")]
@@ -104,7 +112,13 @@ impl Status {
         }
     }
 
-    /// The Status a successful delete may answer with.
+    /// What a delete that removed the object answers for most resources: no code, and the object's uid.
+    pub fn deleted(target: Target<'_>, uid: &str) -> Status {
+        let details = StatusDetails { uid: uid.to_string(), ..target.details() };
+        Status { code: 0, ..Status::success(target) }.with_details(details)
+    }
+
+    /// A Status saying an action on an object succeeded.
     pub fn success(target: Target<'_>) -> Status {
         Status {
             status: "Success",
@@ -143,8 +157,11 @@ impl Status {
             .with_details(StatusDetails::default())
     }
 
-    pub fn method_not_allowed(verb: &str, resource: &str) -> Status {
-        Status::failure(405, "MethodNotAllowed", format!("{verb} is not supported on resources of kind {resource:?}"))
+    /// 405: the resource does not take this verb; upstream names the resource in the message and in `details`.
+    pub fn method_not_allowed(verb: &str, group: &str, resource: &str) -> Status {
+        let qualified = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+        Status::failure(405, "MethodNotAllowed", format!("{verb} is not supported on resources of kind {qualified:?}"))
+            .with_details(StatusDetails { group: group.to_string(), kind: resource.to_string(), ..Default::default() })
     }
 
     pub fn already_exists(target: Target<'_>) -> Status {
@@ -247,6 +264,16 @@ mod tests {
             "\n"
         );
         assert_eq!(String::from_utf8(Status::already_exists(target).to_body()).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_delete_success_is_byte_for_byte_upstream() {
+        let target = Target { group: "", resource: "configmaps", name: "x" };
+        let expected = concat!(
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"x","kind":"configmaps","uid":"4b3a"}}"#,
+            "\n"
+        );
+        assert_eq!(String::from_utf8(Status::deleted(target, "4b3a").to_body()).unwrap(), expected);
     }
 
     #[test]

@@ -378,7 +378,7 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::POST, true, Some("token")) => {
             crate::serviceaccounts::create_token(state, &request, &body, &mut warnings).await
         }
-        _ => Err(Status::method_not_allowed(request.method.as_str(), request.resource.name)),
+        _ => Err(Status::method_not_allowed(request.method.as_str(), request.resource.group, request.resource.name)),
     };
     let mut response = result.unwrap_or_else(|status| http::status(&status));
     for warning in warnings {
@@ -459,7 +459,7 @@ fn verb_allowed(request: &RestRequest, verb: &str) -> Result<()> {
     if allowed {
         Ok(())
     } else {
-        Err(Status::method_not_allowed(verb, request.resource.name))
+        Err(Status::method_not_allowed(verb, request.resource.group, request.resource.name))
     }
 }
 
@@ -1319,7 +1319,21 @@ async fn delete(state: &State, request: &RestRequest, body: &[u8]) -> Result<Res
         other => store_error(other),
     })?;
     after_delete(state, request.resource, &current).await;
-    Ok(object_response(request, StatusCode::OK, &current))
+    if returns_deleted_object(request.resource) {
+        return Ok(object_response(request, StatusCode::OK, &current));
+    }
+    let status = Status::deleted(request.target(&name), meta_str(&current, "uid").unwrap_or_default());
+    Ok(http::json(StatusCode::OK, &serde_json::to_value(&status).unwrap_or_default()))
+}
+
+/// The resources whose delete answers with the deleted object, as upstream's registries that set
+/// `ReturnDeletedObject`; the others answer with a Success Status once the object is gone.
+fn returns_deleted_object(resource: &Resource) -> bool {
+    matches!(
+        (resource.group, resource.name),
+        ("", "pods" | "services" | "serviceaccounts" | "namespaces" | "persistentvolumes" | "persistentvolumeclaims")
+            | ("storage.k8s.io", "storageclasses" | "volumeattachments")
+    )
 }
 
 /// How long a deleted object lingers for its owner to stop it: only Pods bound to a node and still running get

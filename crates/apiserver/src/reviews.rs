@@ -42,7 +42,7 @@ pub fn answer(resource: &Resource, identity: &Identity, mut review: Value) -> Re
         "tokenreviews" => {
             review["status"] = json!({"authenticated": false, "error": "token reviews are not served yet"});
         }
-        _ => return Err(Status::method_not_allowed("create", resource.name)),
+        _ => return Err(Status::method_not_allowed("create", resource.group, resource.name)),
     }
     review["apiVersion"] = json!(resource.group_version());
     review["kind"] = json!(resource.kind);

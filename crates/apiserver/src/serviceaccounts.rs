@@ -356,7 +356,7 @@ pub async fn create_token(
 ) -> Result<Response<Body>, Status> {
     let sub = request.resource.subresource("token").filter(|s| s.verbs.contains(&"create"));
     let Some(sub) = sub else {
-        return Err(Status::method_not_allowed("create", request.resource.name));
+        return Err(Status::method_not_allowed("create", request.resource.group, request.resource.name));
     };
     let (kind, group) = (sub.kind, sub.group);
     let gv = format!("{group}/{}", sub.version);

@@ -16,8 +16,11 @@ use storage::Store;
 use tokio::net::TcpStream;
 
 const CLIENTS: usize = 16;
-const CREATES_PER_CLIENT: usize = 400;
+const CREATES_PER_CLIENT: usize = 200;
+/// Rounds of (API JSON, API protobuf, raw store) creates, taking turns so that the machine's noise hits all three.
+const CREATE_ROUNDS: usize = 3;
 const LIST_PODS: usize = 10_000;
+const FILL_PER_CLIENT: usize = 400;
 const LIST_ROUNDS: usize = 15;
 const WATCHERS: usize = 1_000;
 const WATCH_CONNECTIONS: usize = 10;
@@ -26,6 +29,99 @@ fn pod(name: &str) -> String {
     format!(
         r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"app":"bench","tier":"web"}}}},"spec":{{"containers":[{{"name":"app","image":"registry.local/app:1.2.3","ports":[{{"containerPort":8080,"protocol":"TCP"}}],"resources":{{"requests":{{"cpu":"100m","memory":"64Mi"}},"limits":{{"memory":"128Mi"}}}},"env":[{{"name":"MODE","value":"production"}}]}}],"restartPolicy":"Always","terminationGracePeriodSeconds":30}}}}"#
     )
+}
+
+/// The same pod as [`pod`] in Kubernetes protobuf, as kubectl 1.32+ sends typed creates: the `k8s\0` magic and a
+/// `runtime.Unknown` envelope around the `generated.proto` encoding of the Pod.
+fn pod_protobuf(name: &str) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn bytes(out: &mut Vec<u8>, field: u64, value: &[u8]) {
+        varint(out, field << 3 | 2);
+        varint(out, value.len() as u64);
+        out.extend_from_slice(value);
+    }
+    fn number(out: &mut Vec<u8>, field: u64, value: u64) {
+        varint(out, field << 3);
+        varint(out, value);
+    }
+    fn message(build: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        build(&mut out);
+        out
+    }
+    fn entry(out: &mut Vec<u8>, field: u64, key: &str, value: &[u8]) {
+        bytes(
+            out,
+            field,
+            &message(|e| {
+                bytes(e, 1, key.as_bytes());
+                bytes(e, 2, value);
+            }),
+        );
+    }
+    let quantity = |q: &str| message(|m| bytes(m, 1, q.as_bytes()));
+    let metadata = message(|m| {
+        bytes(m, 1, name.as_bytes());
+        entry(m, 11, "app", b"bench");
+        entry(m, 11, "tier", b"web");
+    });
+    let container = message(|c| {
+        bytes(c, 1, b"app");
+        bytes(c, 2, b"registry.local/app:1.2.3");
+        bytes(
+            c,
+            6,
+            &message(|p| {
+                number(p, 3, 8080);
+                bytes(p, 4, b"TCP");
+            }),
+        );
+        bytes(
+            c,
+            7,
+            &message(|e| {
+                bytes(e, 1, b"MODE");
+                bytes(e, 2, b"production");
+            }),
+        );
+        bytes(
+            c,
+            8,
+            &message(|r| {
+                entry(r, 1, "memory", &quantity("128Mi"));
+                entry(r, 2, "cpu", &quantity("100m"));
+                entry(r, 2, "memory", &quantity("64Mi"));
+            }),
+        );
+    });
+    let spec = message(|s| {
+        bytes(s, 2, &container);
+        bytes(s, 3, b"Always");
+        number(s, 4, 30);
+    });
+    let pod = message(|p| {
+        bytes(p, 1, &metadata);
+        bytes(p, 2, &spec);
+    });
+    let mut body = b"k8s\0".to_vec();
+    body.extend(message(|u| {
+        bytes(
+            u,
+            1,
+            &message(|t| {
+                bytes(t, 1, b"v1");
+                bytes(t, 2, b"Pod");
+            }),
+        );
+        bytes(u, 2, &pod);
+    }));
+    body
 }
 
 /// HTTPS with the admin's client certificate, as kubectl connects.
@@ -68,16 +164,41 @@ impl Client {
 }
 
 async fn send(sender: &mut Sender, method: Method, path: &str, accept: &str, body: Option<String>) -> (u16, Bytes) {
+    let body = body.map(|b| ("application/json", b.into_bytes()));
+    send_typed(sender, method, path, accept, body).await
+}
+
+async fn send_typed(
+    sender: &mut Sender,
+    method: Method,
+    path: &str,
+    accept: &str,
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, Bytes) {
     let mut request =
         Request::builder().method(method).uri(format!("https://localhost{path}")).header("accept", accept);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
+    let body = match body {
+        Some((content_type, body)) => {
+            request = request.header("content-type", content_type);
+            body
+        }
+        None => Vec::new(),
+    };
+    let request = request.body(Full::new(Bytes::from(body))).unwrap();
     sender.ready().await.unwrap();
     let response = sender.send_request(request).await.unwrap();
     let code = response.status().as_u16();
     (code, response.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the
+    // 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+    Duration::from_millis(ticks * 10)
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -98,16 +219,31 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn api_creates(client: &Client, namespace: &str) -> f64 {
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Json,
+    Protobuf,
+}
+
+/// Creates `CLIENTS * CREATES_PER_CLIENT` pods named `PREFIX-c-i` through the API; the time it took.
+async fn api_creates(client: &Client, namespace: &str, prefix: &str, encoding: Encoding) -> Duration {
+    let mut senders = Vec::new();
+    for _ in 0..CLIENTS {
+        senders.push(client.connect().await);
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
-        let mut sender = client.connect().await;
+    for (c, mut sender) in senders.into_iter().enumerate() {
         let path = format!("/api/v1/namespaces/{namespace}/pods");
+        let prefix = prefix.to_string();
         tasks.push(tokio::spawn(async move {
             for i in 0..CREATES_PER_CLIENT {
-                let (code, body) =
-                    send(&mut sender, Method::POST, &path, "application/json", Some(pod(&format!("p-{c}-{i}")))).await;
+                let name = format!("{prefix}-{c}-{i}");
+                let body = match encoding {
+                    Encoding::Json => ("application/json", pod(&name).into_bytes()),
+                    Encoding::Protobuf => ("application/vnd.kubernetes.protobuf", pod_protobuf(&name)),
+                };
+                let (code, body) = send_typed(&mut sender, Method::POST, &path, "application/json", Some(body)).await;
                 assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
             }
         }));
@@ -115,17 +251,19 @@ async fn api_creates(client: &Client, namespace: &str) -> f64 {
     for task in tasks {
         task.await.unwrap();
     }
-    (CLIENTS * CREATES_PER_CLIENT) as f64 / started.elapsed().as_secs_f64()
+    started.elapsed()
 }
 
-async fn raw_creates(store: Arc<dyn Store>) -> f64 {
+/// The same creates straight into a store; the time it took.
+async fn raw_creates(store: Arc<dyn Store>, prefix: &str) -> Duration {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
         let store = store.clone();
+        let prefix = prefix.to_string();
         tasks.push(tokio::spawn(async move {
             for i in 0..CREATES_PER_CLIENT {
-                let name = format!("p-{c}-{i}");
+                let name = format!("{prefix}-{c}-{i}");
                 store.create(&format!("/registry/pods/raw/{name}"), pod(&name).into_bytes()).await.unwrap();
             }
         }));
@@ -133,13 +271,28 @@ async fn raw_creates(store: Arc<dyn Store>) -> f64 {
     for task in tasks {
         task.await.unwrap();
     }
-    (CLIENTS * CREATES_PER_CLIENT) as f64 / started.elapsed().as_secs_f64()
+    started.elapsed()
 }
 
 async fn create_namespace(sender: &mut Sender, name: &str) {
     let body = format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
     let (code, _) = send(sender, Method::POST, "/api/v1/namespaces", "application/json", Some(body)).await;
     assert_eq!(code, 201);
+}
+
+/// The protobuf body must make the same pod as the JSON one, or the two create figures would not compare.
+async fn check_protobuf_pod(sender: &mut Sender) {
+    let path = "/api/v1/namespaces/bench/pods?dryRun=All";
+    let body = ("application/vnd.kubernetes.protobuf", pod_protobuf("same"));
+    let (code, from_protobuf) = send_typed(sender, Method::POST, path, "application/json", Some(body)).await;
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&from_protobuf));
+    let (code, from_json) = send(sender, Method::POST, path, "application/json", Some(pod("same"))).await;
+    assert_eq!(code, 201);
+    let parts = |body: &Bytes| {
+        let pod: serde_json::Value = serde_json::from_slice(body).unwrap();
+        (pod["metadata"]["labels"].clone(), pod["spec"].clone())
+    };
+    assert_eq!(parts(&from_protobuf), parts(&from_json));
 }
 
 #[tokio::main]
@@ -154,13 +307,40 @@ async fn main() {
 
     println!("k8rs API server (release build, SQLite store), {CLIENTS} concurrent clients\n");
     create_namespace(&mut admin, "bench").await;
-    let api = api_creates(&client, "bench").await;
+    check_protobuf_pod(&mut admin).await;
     let dir = tempfile::Builder::new().prefix("k8rs-bench-").tempdir().unwrap();
     let raw_store: Arc<dyn Store> =
         Arc::new(storage::sqlite::SqliteStore::open(dir.path().join("state.db"), Default::default()).unwrap());
-    let raw = raw_creates(raw_store).await;
-    println!("| pod creates/s | through the API (JSON) | raw store creates | ratio |\n|---|---|---|---|");
-    println!("| {CLIENTS} clients | {api:.0} | {raw:.0} | {:.2} |\n", api / raw);
+    let (mut json_time, mut protobuf_time, mut raw_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut json_cpu, mut protobuf_cpu) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..CREATE_ROUNDS {
+        let before = cpu_time(pid);
+        json_time += api_creates(&client, "bench", &format!("j{round}"), Encoding::Json).await;
+        let middle = cpu_time(pid);
+        protobuf_time += api_creates(&client, "bench", &format!("p{round}"), Encoding::Protobuf).await;
+        json_cpu += middle - before;
+        protobuf_cpu += cpu_time(pid) - middle;
+        raw_time += raw_creates(raw_store.clone(), &format!("r{round}")).await;
+    }
+    let per_second = |time: Duration| (CREATE_ROUNDS * CLIENTS * CREATES_PER_CLIENT) as f64 / time.as_secs_f64();
+    let (json, protobuf, raw) = (per_second(json_time), per_second(protobuf_time), per_second(raw_time));
+    println!("| pod creates/s | through the API, JSON | through the API, protobuf | raw store creates | ratio JSON | ratio protobuf |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {CLIENTS} clients | {json:.0} | {protobuf:.0} | {raw:.0} | {:.2} | {:.2} |\n",
+        json / raw,
+        protobuf / raw
+    );
+    let creates = (CREATE_ROUNDS * CLIENTS * CREATES_PER_CLIENT) as f64;
+    let micros = |cpu: Duration| cpu.as_secs_f64() * 1e6 / creates;
+    println!(
+        "Server CPU per create (user + system): JSON {:.0} µs, protobuf {:.0} µs.\n",
+        micros(json_cpu),
+        micros(protobuf_cpu)
+    );
+    if std::env::args().any(|a| a == "creates") {
+        return;
+    }
 
     // Fill to 10,000 pods in one namespace for the list and memory figures.
     create_namespace(&mut admin, "big").await;
@@ -170,7 +350,7 @@ async fn main() {
         for c in 0..CLIENTS {
             let mut sender = client.connect().await;
             let names: Vec<String> =
-                (filled + c..LIST_PODS).step_by(CLIENTS).take(CREATES_PER_CLIENT).map(|i| format!("big-{i}")).collect();
+                (filled + c..LIST_PODS).step_by(CLIENTS).take(FILL_PER_CLIENT).map(|i| format!("big-{i}")).collect();
             tasks.push(tokio::spawn(async move {
                 for name in names {
                     let (code, _) = send(
@@ -188,7 +368,7 @@ async fn main() {
         for task in tasks {
             task.await.unwrap();
         }
-        filled += CLIENTS * CREATES_PER_CLIENT;
+        filled += CLIENTS * FILL_PER_CLIENT;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let full_rss = rss_kib(pid);
@@ -265,7 +445,7 @@ async fn main() {
         ms(percentile(&mut delivery, 0.99)),
         ms(percentile(&mut delivery, 1.0))
     );
-    let pods = LIST_PODS + CLIENTS * CREATES_PER_CLIENT;
+    let pods = LIST_PODS + 2 * CREATE_ROUNDS * CLIENTS * CREATES_PER_CLIENT;
     println!("| server RSS, MiB | idle | holding {pods} pods | after the lists | with {WATCHERS} watchers open |");
     println!("|---|---|---|---|---|");
     let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);

@@ -70,6 +70,17 @@ fn malformed_and_mistyped_bodies_are_refused_with_a_status() {
         let message = status["message"].as_str().unwrap_or_default();
         assert!(message.contains(needle), "{method} {path}: {message}");
     }
+    // A verb the resource does not take: 405 naming the resource, in the message and the details.
+    let (code, status) = call_json(&server, "DELETE", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews/x", None);
+    assert_eq!((code, status["reason"].as_str()), (405, Some("MethodNotAllowed")), "{status}");
+    assert_eq!(
+        status["message"],
+        "delete is not supported on resources of kind \"selfsubjectaccessreviews.authorization.k8s.io\""
+    );
+    assert_eq!(
+        status["details"],
+        serde_json::json!({"group": "authorization.k8s.io", "kind": "selfsubjectaccessreviews"})
+    );
     // A body over 3 MiB is refused before it is read whole.
     let big = format!(
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"x":"{}"}}}}"#,

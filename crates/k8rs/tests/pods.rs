@@ -46,7 +46,12 @@ fn a_pod_is_bound_to_a_node_once() {
 fn a_bound_pod_is_deleted_gracefully_and_an_unbound_one_at_once() {
     let server = server(&[]);
     call(&server, "POST", PODS, Some(&pod("loose", None)));
-    assert_eq!(call(&server, "DELETE", &format!("{PODS}/loose"), None).0, 200);
+    // Pods answer a delete with the deleted object, as upstream's registry does.
+    let (code, deleted) = call_json(&server, "DELETE", &format!("{PODS}/loose"), None);
+    assert_eq!(
+        (code, deleted["kind"].as_str(), deleted["metadata"]["name"].as_str()),
+        (200, Some("Pod"), Some("loose"))
+    );
     assert_eq!(call(&server, "GET", &format!("{PODS}/loose"), None).0, 404);
 
     call(&server, "POST", PODS, Some(&pod("bound", Some(45))));

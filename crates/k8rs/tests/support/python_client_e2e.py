@@ -151,8 +151,10 @@ class Suite:
         expect(dry.metadata.name == "dry", f"dry run answered {dry.metadata}")
         api_error(lambda: self.core.read_namespaced_config_map("dry", NS), 404, "NotFound")
         deleted = self.core.delete_namespaced_config_map("cfg", NS)
-        # The client takes a plain dict here: upstream returns a Status (Success), k8rs the deleted object.
-        expect(deleted["kind"] in ("ConfigMap", "Status"), f"delete returned {deleted}")
+        # The client takes a plain dict here: a Success Status naming the object, as upstream's.
+        expect(deleted["kind"] == "Status" and deleted["status"] == "Success", f"delete returned {deleted}")
+        expect(deleted["details"]["name"] == "cfg" and deleted["details"]["kind"] == "configmaps", f"{deleted}")
+        expect(len(deleted["details"]["uid"]) == 36, f"{deleted}")
         api_error(lambda: self.core.read_namespaced_config_map("cfg", NS), 404, "NotFound")
         api_error(lambda: self.core.delete_namespaced_config_map("cfg", NS), 404, "NotFound")
 
