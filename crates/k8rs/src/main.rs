@@ -86,6 +86,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Both TLS providers may be linked in; pick ring once, before any TLS configuration is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    tune_allocator();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
@@ -128,4 +129,15 @@ fn sqlite_files_size(path: &Path) -> u64 {
             std::fs::metadata(file).map_or(0, |m| m.len())
         })
         .sum()
+}
+
+/// glibc's allocator, set before any thread starts: one arena, grown 32 MiB at a time. Per-thread arenas grow
+/// page by page through `mprotect` and a page fault each, which cost ~10% of the API server's CPU while its watch
+/// cache fills (docs/benchmarks.md); the reserve is address space, not resident memory, until used.
+fn tune_allocator() {
+    // SAFETY: mallopt only sets allocator parameters; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TOP_PAD, 32 << 20);
+    }
 }

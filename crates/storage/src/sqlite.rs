@@ -261,7 +261,7 @@ impl WriterState {
         let mut current = start_current;
         let mut compacted = start_compacted;
         let mut maintenance = false;
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = self.run_cached("BEGIN IMMEDIATE", []) {
             for request in batch {
                 let _ = request.reply.send(Err(StoreError::Backend(format!("cannot begin a write: {e}"))));
             }
@@ -284,13 +284,12 @@ impl WriterState {
             results.push(result);
         }
         let committed = self
-            .conn
-            .execute(
+            .run_cached(
                 "UPDATE k8rs_meta SET value = CASE name WHEN 'current' THEN ?1 ELSE ?2 END
                  WHERE name IN ('current', 'compacted')",
                 params![current, compacted],
             )
-            .and_then(|_| self.conn.execute_batch("COMMIT"));
+            .and_then(|_| self.run_cached("COMMIT", []));
         if let Err(e) = committed {
             let _ = self.conn.execute_batch("ROLLBACK");
             for request in batch {
@@ -317,19 +316,28 @@ impl WriterState {
     }
 
     fn latest(&self, key: &str) -> rusqlite::Result<Option<Latest>> {
+        // The key's revisions come from the index (name, id); the newest is picked here because SQLite re-prepares
+        // `ORDER BY id DESC LIMIT 1` and `max(id)` on every run, which costs more than reading the few revisions
+        // kept until compaction.
+        let newest = self
+            .conn
+            .prepare_cached("SELECT id FROM kv WHERE name = ?1")?
+            .query_map([key.as_bytes()], |row| row.get::<_, Revision>(0))?
+            .try_fold(None, |newest: Option<Revision>, id| id.map(|id| newest.max(Some(id))))?;
+        let Some(revision) = newest else {
+            return Ok(None);
+        };
         self.conn
-            .prepare_cached(
-                "SELECT id, create_revision, deleted, value FROM kv WHERE name = ?1 ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row([key.as_bytes()], |row| {
-                Ok(Latest {
-                    revision: row.get(0)?,
-                    create_revision: row.get(1)?,
-                    deleted: row.get(2)?,
-                    value: row.get(3)?,
-                })
+            .prepare_cached("SELECT create_revision, deleted, value FROM kv WHERE id = ?1")?
+            .query_row([revision], |row| {
+                Ok(Latest { revision, create_revision: row.get(0)?, deleted: row.get(1)?, value: row.get(2)? })
             })
             .optional()
+    }
+
+    /// Runs one of the writer's fixed statements, prepared once.
+    fn run_cached(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.conn.prepare_cached(sql)?.execute(params)
     }
 
     /// One create, update (`value` with `expected`) or delete (`value` None), checked against the key's newest row.

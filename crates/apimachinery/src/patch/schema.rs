@@ -116,9 +116,8 @@ impl PatchSchema {
     pub(crate) fn map_field(&self, key: &str) -> (PatchSchema, FieldPatch) {
         let (ty, patch) = self.field(key);
         let schema = match ty {
-            Some(Ty::Def(name)) => PatchSchema::for_definition(name).unwrap_or(Self::UNKNOWN),
-            Some(Ty::Map(value)) => PatchSchema { node: Node::Map(value) },
             Some(Ty::List(_)) | None => Self::UNKNOWN,
+            Some(ty) => Self::of_type(ty),
         };
         (schema, patch)
     }
@@ -127,14 +126,19 @@ impl PatchSchema {
     pub(crate) fn list_field(&self, key: &str) -> (PatchSchema, FieldPatch) {
         let (ty, patch) = self.field(key);
         let schema = match ty {
-            Some(Ty::List(element)) => match &**element {
-                Ty::Def(name) => PatchSchema::for_definition(name).unwrap_or(Self::UNKNOWN),
-                Ty::Map(value) => PatchSchema { node: Node::Map(value) },
-                Ty::List(_) => Self::UNKNOWN,
-            },
+            Some(Ty::List(element)) => Self::of_type(element),
             _ => Self::UNKNOWN,
         };
         (schema, patch)
+    }
+
+    /// The schema of a value of type `ty`; lists of lists are not described further.
+    fn of_type(ty: &'static Ty) -> PatchSchema {
+        match ty {
+            Ty::Def(name) => PatchSchema::for_definition(name).unwrap_or(Self::UNKNOWN),
+            Ty::Map(value) => PatchSchema { node: Node::Map(value) },
+            Ty::List(_) => Self::UNKNOWN,
+        }
     }
 
     fn field(&self, key: &str) -> (Option<&'static Ty>, FieldPatch) {
@@ -156,14 +160,19 @@ impl PatchSchema {
     /// `x-kubernetes-map-type`) and the schema of its value (of its elements for a list). Lists without type
     /// information are atomic.
     pub fn apply_field(&self, key: &str) -> ApplyField {
-        let (ty, _) = self.field(key);
-        let schema = match ty {
-            Some(Ty::List(_)) => self.list_field(key).0,
-            _ => self.map_field(key).0,
-        };
+        // One lookup of the field: every create records its managed fields through here.
         let field = match self.node {
             Node::Def(def) => def.fields.get(key),
             _ => None,
+        };
+        let ty = match self.node {
+            Node::Map(value) => Some(value),
+            _ => field.and_then(|f| f.ty.as_ref()),
+        };
+        let schema = match ty {
+            Some(Ty::List(element)) => Self::of_type(element),
+            Some(ty) => Self::of_type(ty),
+            None => Self::UNKNOWN,
         };
         let list = match field.map(|f| f.list_type.as_str()) {
             Some("set") => ListType::Set,
