@@ -76,12 +76,33 @@ impl Resource {
 
 /// The resource with this plural name in this group version.
 pub fn find(group: &str, version: &str, name: &str) -> Option<&'static Resource> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.name == name)
+    index().by_name.get(&(group, version, name)).copied()
 }
 
 /// The resource serving this kind in this group version.
 pub fn find_kind(group: &str, version: &str, kind: &str) -> Option<&'static Resource> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.kind == kind)
+    index().by_kind.get(&(group, version, kind)).copied()
+}
+
+type Triple = (&'static str, &'static str, &'static str);
+
+/// Lookups by (group, version, name or kind): every request finds its resource, a create several.
+struct Index {
+    by_name: std::collections::HashMap<Triple, &'static Resource>,
+    by_kind: std::collections::HashMap<Triple, &'static Resource>,
+}
+
+fn index() -> &'static Index {
+    static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index = Index { by_name: Default::default(), by_kind: Default::default() };
+        // Where two entries share a key, the first one in RESOURCES answers.
+        for resource in RESOURCES.iter() {
+            index.by_name.entry((resource.group, resource.version, resource.name)).or_insert(resource);
+            index.by_kind.entry((resource.group, resource.version, resource.kind)).or_insert(resource);
+        }
+        index
+    })
 }
 
 /// The resources of one group version, sorted by name.

@@ -363,6 +363,9 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::GET, true, None | Some("status")) => get(state, &request).await,
         (&Method::GET, true, Some("scale")) => get_scale(state, &request).await,
         (&Method::GET, true, Some("log")) => pod_log(state, &request).await,
+        (&Method::POST, false, None) if request.resource.name == "tokenreviews" => {
+            token_review(state, &request, &body).await
+        }
         (&Method::POST, false, None) if reviews::is_review(request.resource) => review(&request, &body),
         (&Method::POST, false, None) if request.resource.name == "bindings" => bind(state, &request, &body).await,
         (&Method::POST, false, None) => create(state, &request, &body, &mut warnings).await,
@@ -1474,6 +1477,13 @@ fn review(request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
     verb_allowed(request, "create")?;
     let review = decode(request.content_type.as_deref(), body)?;
     let answered = reviews::answer(request.resource, &request.identity, review)?;
+    Ok(http::json(StatusCode::CREATED, &answered))
+}
+
+async fn token_review(state: &State, request: &RestRequest, body: &[u8]) -> Result<Response<Body>> {
+    verb_allowed(request, "create")?;
+    let review = decode(request.content_type.as_deref(), body)?;
+    let answered = reviews::token_review(state, request.resource, review).await?;
     Ok(http::json(StatusCode::CREATED, &answered))
 }
 

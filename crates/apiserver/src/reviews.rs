@@ -1,11 +1,12 @@
-//! Resources that are answered, not stored: SelfSubjectReview (`kubectl auth whoami`) and the access reviews
-//! (`kubectl auth can-i`).
+//! Resources that are answered, not stored: SelfSubjectReview (`kubectl auth whoami`), the access reviews
+//! (`kubectl auth can-i`) and TokenReview.
 
 use apimachinery::registry::Resource;
-use apimachinery::status::Status;
+use apimachinery::status::{Status, StatusCause};
 use serde_json::{json, Value};
 
-use crate::Identity;
+use crate::serviceaccounts::{self, API_AUDIENCE};
+use crate::{Identity, State};
 
 /// Whether `resource` is a review: created, answered, never stored.
 pub fn is_review(resource: &Resource) -> bool {
@@ -26,7 +27,7 @@ pub fn answer(resource: &Resource, identity: &Identity, mut review: Value) -> Re
                     resource.kind,
                     resource.group,
                     "",
-                    vec![apimachinery::status::StatusCause::required("spec.resourceAttributes")],
+                    vec![StatusCause::required("spec.resourceAttributes")],
                 ));
             }
             // Every authenticated user may do everything until authorization (RBAC) exists.
@@ -39,15 +40,51 @@ pub fn answer(resource: &Resource, identity: &Identity, mut review: Value) -> Re
                 "incomplete": false,
             });
         }
-        "tokenreviews" => {
-            review["status"] = json!({"authenticated": false, "error": "token reviews are not served yet"});
-        }
         _ => return Err(Status::method_not_allowed("create", resource.group, resource.name)),
     }
+    Ok(answered(resource, review))
+}
+
+/// TokenReview: whether a bearer token authenticates, as whom, and for which of the requested audiences (the
+/// API server's own when none are requested). Token-file tokens know no audiences: they are good for the API
+/// server's alone, as upstream treats authenticators that are not audience-aware.
+pub async fn token_review(state: &State, resource: &Resource, mut review: Value) -> Result<Value, Status> {
+    let token = review["spec"]["token"].as_str().unwrap_or_default().to_string();
+    if token.is_empty() {
+        return Err(Status::invalid(resource.kind, resource.group, "", vec![StatusCause::required("spec.token")]));
+    }
+    let requested: Vec<String> = review["spec"]["audiences"]
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let wanted: Vec<&str> =
+        if requested.is_empty() { vec![API_AUDIENCE] } else { requested.iter().map(String::as_str).collect() };
+    let result = match state.tokens.authenticate(&token) {
+        Some(identity) => {
+            let good: Vec<&str> = wanted.iter().copied().filter(|a| *a == API_AUDIENCE).collect();
+            (!good.is_empty()).then(|| (identity.clone(), good))
+        }
+        None => serviceaccounts::authenticate_for(state, &token, &wanted).await,
+    };
+    review["status"] = match result {
+        Some((identity, audiences)) => {
+            let mut user = json!({"username": identity.user, "groups": identity.groups});
+            if !identity.uid.is_empty() {
+                user["uid"] = json!(identity.uid);
+            }
+            json!({"authenticated": true, "user": user, "audiences": audiences})
+        }
+        None => json!({"user": {}, "error": "invalid bearer token"}),
+    };
+    Ok(answered(resource, review))
+}
+
+/// A review as the API server answers it: typed, with the null creationTimestamp upstream's encoder writes.
+fn answered(resource: &Resource, mut review: Value) -> Value {
     review["apiVersion"] = json!(resource.group_version());
     review["kind"] = json!(resource.kind);
     if let Some(metadata) = review.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.insert("creationTimestamp".into(), Value::Null);
     }
-    Ok(review)
+    review
 }

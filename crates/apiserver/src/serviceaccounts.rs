@@ -535,10 +535,29 @@ async fn bind(
 /// times check out, and the ServiceAccount (and the object the token is bound to) still exist with the uids the
 /// token names and are not being deleted for more than a minute.
 pub async fn authenticate(state: &State, token: &str) -> Option<Identity> {
+    authenticate_for(state, token, &[API_AUDIENCE]).await.map(|(identity, _)| identity)
+}
+
+/// [`authenticate`] for any of `audiences` (a TokenReview's): the identity and the audiences the token is good for.
+pub async fn authenticate_for<'a>(
+    state: &State,
+    token: &str,
+    audiences: &[&'a str],
+) -> Option<(Identity, Vec<&'a str>)> {
     let claims = verified(&state.issuer, token)?;
     let now = unix_now();
-    if let Err(error) = jwt::check_claims(&claims.registered, ISSUER, API_AUDIENCE, now) {
-        tracing::debug!(%error, "service account token refused");
+    let good: Vec<&str> = audiences
+        .iter()
+        .copied()
+        .filter(|audience| match jwt::check_claims(&claims.registered, ISSUER, audience, now) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "service account token refused");
+                false
+            }
+        })
+        .collect();
+    if good.is_empty() {
         return None;
     }
     let namespace = claims.namespace.as_str();
@@ -558,7 +577,7 @@ pub async fn authenticate(state: &State, token: &str) -> Option<Identity> {
     } else if let Some(node) = &claims.node {
         live(lookup(state, "nodes", None, &node.name).await.ok()?, node)?;
     }
-    Some(Identity {
+    let identity = Identity {
         user: subject(namespace, &claims.account.name),
         uid: claims.account.uid.clone(),
         groups: vec![
@@ -566,7 +585,8 @@ pub async fn authenticate(state: &State, token: &str) -> Option<Identity> {
             format!("system:serviceaccounts:{namespace}"),
             "system:authenticated".into(),
         ],
-    })
+    };
+    Some((identity, good))
 }
 
 /// The claims of a token signed by this server's key, from the cache of verified tokens when it is there.

@@ -10,30 +10,14 @@ use std::time::{Duration, Instant};
 
 use testkit::Server;
 
+mod support;
+
+use support::{fails, ok, stderr, stdout};
+
 const JSON_KUBECTL: Option<&str> = Some("1.31");
 
 fn server() -> Server {
     Server::start(env!("CARGO_BIN_EXE_k8rs").as_ref(), &[])
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(output: Output) -> String {
-    assert!(output.status.success(), "kubectl failed: {}{}", stdout(&output), stderr(&output));
-    stdout(&output)
-}
-
-#[track_caller]
-fn fails(output: Output) -> String {
-    assert!(!output.status.success(), "kubectl succeeded: {}", stdout(&output));
-    stderr(&output)
 }
 
 /// kubectl with only a server address and the CA: no credentials unless `extra` adds them.

@@ -10,6 +10,10 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use testkit::Server;
 
+mod support;
+
+use support::{fails, ok, stderr, stdout};
+
 const JSON_KUBECTL: Option<&str> = Some("1.31");
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -24,26 +28,6 @@ fn server() -> Server {
 fn unique_namespace(what: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!("sa-{what}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(output: Output) -> String {
-    assert!(output.status.success(), "kubectl failed: {}{}", stdout(&output), stderr(&output));
-    stdout(&output)
-}
-
-#[track_caller]
-fn fails(output: Output) -> String {
-    assert!(!output.status.success(), "kubectl succeeded: {}", stdout(&output));
-    stderr(&output)
 }
 
 fn json_of(text: &str) -> Value {
@@ -303,6 +287,29 @@ fn a_requested_token_authenticates_as_its_account_until_the_account_goes() {
     forged["sub"] = json!("system:serviceaccount:kube-system:default");
     let forged_body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged.to_string());
     assert_unauthorized(with_token(&server, None, &format!("{}.{forged_body}.{}", parts[0], parts[2]), &["get", "ns"]));
+
+    // TokenReview answers for the API server's audience, or for the audiences the token was made for.
+    let review = |token: &str, audiences: &[&str]| -> Value {
+        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "metadata": {},
+                          "spec": {"token": token, "audiences": audiences}});
+        json_of(&ok(server.kubectl_stdin(None, &["create", "-f", "-", "-o", "json"], &body.to_string())))
+    };
+    let reviewed = review(&token, &[]);
+    assert_eq!(reviewed["status"]["authenticated"], true, "{reviewed}");
+    assert_eq!(reviewed["status"]["user"]["username"], subject.as_str());
+    assert_eq!(reviewed["status"]["user"]["uid"], uid.as_str());
+    assert_eq!(reviewed["status"]["audiences"], json!([ISSUER]));
+    let elsewhere = review(&token, &["https://vault.example"]);
+    assert_ne!(elsewhere["status"]["authenticated"], true, "{elsewhere}");
+    let vault_token = create_token(&server, &namespace, &["--audience", "https://vault.example"]);
+    let for_vault = review(&vault_token, &["https://vault.example", "other"]);
+    assert_eq!(for_vault["status"]["audiences"], json!(["https://vault.example"]), "{for_vault}");
+    assert_unauthorized(with_token(&server, None, &vault_token, &["get", "pods", "-n", &namespace]));
+    let garbage = review("not-a-token", &[]);
+    assert_eq!(
+        (garbage["status"]["authenticated"].as_bool(), garbage["status"]["error"].as_str()),
+        (None, Some("invalid bearer token"))
+    );
 
     // The issuer's key is published, and verifies the token.
     let (code, content_type, body) = admin_get(&server, "/.well-known/openid-configuration");

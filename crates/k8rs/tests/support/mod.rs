@@ -1,8 +1,9 @@
-//! Shared by the tests that speak HTTP to a server directly (through `client.py`, a small HTTPS client).
+//! Shared by the integration tests: requests to a server through `client.py` (a small HTTPS client), and the
+//! output of the kubectl commands they run.
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use testkit::Server;
@@ -37,4 +38,28 @@ pub fn call_json(server: &Server, method: &str, path: &str, body: Option<&str>) 
 
 pub fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// What a command (kubectl) printed on standard output.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What it printed on standard error.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The output of a command that must succeed.
+#[track_caller]
+pub fn ok(output: Output) -> String {
+    assert!(output.status.success(), "kubectl failed: {}{}", stdout(&output), stderr(&output));
+    stdout(&output)
+}
+
+/// The error output of a command that must fail.
+#[track_caller]
+pub fn fails(output: Output) -> String {
+    assert!(!output.status.success(), "kubectl succeeded: {}", stdout(&output));
+    stderr(&output)
 }
