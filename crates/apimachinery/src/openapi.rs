@@ -338,6 +338,15 @@ mod tests {
                 "x-kubernetes-group-version-kind".into(),
                 json!([{"group": group, "kind": kind, "version": version}]),
             );
+            // k8s-openapi requires `metadata` because its Rust field is not an Option; upstream's Go field is
+            // `omitempty` and its schemas never require it (kubectl's client-side validation would otherwise
+            // refuse a TokenReview or SubjectAccessReview written without metadata).
+            if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+                required.retain(|field| field != "metadata");
+                if required.is_empty() {
+                    schema.remove("required");
+                }
+            }
         }
         schemas
     }

@@ -290,7 +290,7 @@ fn a_requested_token_authenticates_as_its_account_until_the_account_goes() {
 
     // TokenReview answers for the API server's audience, or for the audiences the token was made for.
     let review = |token: &str, audiences: &[&str]| -> Value {
-        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "metadata": {},
+        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                           "spec": {"token": token, "audiences": audiences}});
         json_of(&ok(server.kubectl_stdin(None, &["create", "-f", "-", "-o", "json"], &body.to_string())))
     };
