@@ -6,17 +6,23 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The authenticated user of a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
     pub user: String,
     pub uid: String,
     pub groups: Vec<String>,
+    /// What else the credential says (a ServiceAccount token's id, and the pod or node it is bound to).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Identity {
     /// Who sends a request with no credentials (allowed only on the public paths).
     pub fn anonymous() -> Identity {
-        Identity { user: "system:anonymous".into(), uid: String::new(), groups: vec!["system:unauthenticated".into()] }
+        Identity {
+            user: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+            ..Default::default()
+        }
     }
 
     /// What every authenticated user also belongs to, as upstream adds it.
@@ -33,7 +39,7 @@ impl Identity {
         let subject = cert.subject();
         let user = subject.iter_common_name().next()?.as_str().ok()?.to_string();
         let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
-        Some(Identity { user, uid: String::new(), groups }.with_authenticated_group())
+        Some(Identity { user, groups, ..Default::default() }.with_authenticated_group())
     }
 }
 
@@ -65,7 +71,7 @@ impl TokenFile {
                 .get(3)
                 .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default();
-            let identity = Identity { user: fields[1].clone(), uid: fields[2].clone(), groups };
+            let identity = Identity { user: fields[1].clone(), uid: fields[2].clone(), groups, ..Default::default() };
             tokens.insert(fields[0].clone(), identity.with_authenticated_group());
         }
         Ok(TokenFile { tokens })

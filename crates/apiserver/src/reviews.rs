@@ -17,8 +17,7 @@ pub fn is_review(resource: &Resource) -> bool {
 pub fn answer(resource: &Resource, identity: &Identity, mut review: Value) -> Result<Value, Status> {
     match resource.name {
         "selfsubjectreviews" => {
-            review["status"] =
-                json!({"userInfo": {"username": identity.user, "uid": identity.uid, "groups": identity.groups}});
+            review["status"] = json!({"userInfo": user_info(identity)});
         }
         "selfsubjectaccessreviews" | "subjectaccessreviews" | "localsubjectaccessreviews" => {
             let spec = &review["spec"];
@@ -68,15 +67,23 @@ pub async fn token_review(state: &State, resource: &Resource, mut review: Value)
     };
     review["status"] = match result {
         Some((identity, audiences)) => {
-            let mut user = json!({"username": identity.user, "groups": identity.groups});
-            if !identity.uid.is_empty() {
-                user["uid"] = json!(identity.uid);
-            }
-            json!({"authenticated": true, "user": user, "audiences": audiences})
+            json!({"authenticated": true, "user": user_info(&identity), "audiences": audiences})
         }
         None => json!({"user": {}, "error": "invalid bearer token"}),
     };
     Ok(answered(resource, review))
+}
+
+/// `UserInfo` as reviews show it; empty fields are left out, as upstream's encoder does.
+fn user_info(identity: &Identity) -> Value {
+    let mut user = json!({"username": identity.user, "groups": identity.groups});
+    if !identity.uid.is_empty() {
+        user["uid"] = json!(identity.uid);
+    }
+    if !identity.extra.is_empty() {
+        user["extra"] = json!(identity.extra);
+    }
+    user
 }
 
 /// A review as the API server answers it: typed, with the null creationTimestamp upstream's encoder writes.

@@ -27,6 +27,8 @@ use crate::{Identity, State};
 /// (`--api-audiences` defaults to the issuer).
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 pub const API_AUDIENCE: &str = ISSUER;
+/// The prefix of the `extra` keys a ServiceAccount token's identity carries.
+const EXTRA_PREFIX: &str = "authentication.kubernetes.io/";
 /// Where the admission plugin mounts the token, the CA and the namespace in every container.
 pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// The projected volume's name is this and five random characters.
@@ -577,6 +579,17 @@ pub async fn authenticate_for<'a>(
     } else if let Some(node) = &claims.node {
         live(lookup(state, "nodes", None, &node.name).await.ok()?, node)?;
     }
+    // As upstream: the token's id, and the pod and node it was bound to, for audit and authorization.
+    let mut extra = std::collections::BTreeMap::new();
+    if let Some(jti) = claims.registered["jti"].as_str() {
+        extra.insert(format!("{EXTRA_PREFIX}credential-id"), vec![format!("JTI={jti}")]);
+    }
+    for (what, bound) in [("pod", &claims.pod), ("node", &claims.node)] {
+        if let Some(bound) = bound {
+            extra.insert(format!("{EXTRA_PREFIX}{what}-name"), vec![bound.name.clone()]);
+            extra.insert(format!("{EXTRA_PREFIX}{what}-uid"), vec![bound.uid.clone()]);
+        }
+    }
     let identity = Identity {
         user: subject(namespace, &claims.account.name),
         uid: claims.account.uid.clone(),
@@ -585,6 +598,7 @@ pub async fn authenticate_for<'a>(
             format!("system:serviceaccounts:{namespace}"),
             "system:authenticated".into(),
         ],
+        extra,
     };
     Some((identity, good))
 }

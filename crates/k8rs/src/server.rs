@@ -131,8 +131,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         join_token(&args, &pki.ca.cert_pem)?,
         apiserver::Identity {
             user: "system:node-bootstrap".into(),
-            uid: String::new(),
             groups: vec!["system:bootstrappers".into()],
+            ..Default::default()
         },
     );
 

@@ -279,6 +279,7 @@ fn a_requested_token_authenticates_as_its_account_until_the_account_goes() {
             "username": subject,
             "uid": uid,
             "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{namespace}"), "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/credential-id": [format!("JTI={}", claims["jti"].as_str().unwrap())]},
         })
     );
     // A forged copy (another subject under the same signature) is not.
@@ -376,6 +377,11 @@ fn a_pod_bound_token_ends_with_its_pod() {
         })
     );
     ok(with_token(&server, None, &token, &["get", "pods", "-n", &namespace]));
+    // The identity names the pod, as upstream's `extra` does.
+    let review = json_of(&ok(with_token(&server, Some("1.33"), &token, &["auth", "whoami", "-o", "json"])));
+    let extra = &review["status"]["userInfo"]["extra"];
+    assert_eq!(extra["authentication.kubernetes.io/pod-name"], json!(["web"]), "{review}");
+    assert_eq!(extra["authentication.kubernetes.io/pod-uid"], json!([pod_uid]), "{review}");
     // The pod was never scheduled, so deleting it deletes it at once; the token goes with it.
     ok(server.kubectl(None, &["-n", &namespace, "delete", "pod", "web", "--wait=false"]));
     assert_unauthorized(with_token(&server, None, &token, &["get", "pods", "-n", &namespace]));
