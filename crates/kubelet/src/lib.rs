@@ -1,6 +1,7 @@
 //! The node agent (kubelet): joins the cluster with the join token, registers its Node and keeps its Lease and
 //! status fresh, runs the pods bound to it through the container runtime and the CNI network, reports their status
-//! and events, and serves their logs to the API server. It talks to the control plane only through the API.
+//! and events, and serves their logs and resource usage to the API server. It talks to the control plane only
+//! through the API.
 
 mod atomic_writer;
 mod events;
@@ -14,6 +15,7 @@ mod pods;
 mod projection;
 mod server;
 mod spec;
+mod stats;
 mod status;
 mod tokens;
 mod volumes;
@@ -31,7 +33,7 @@ pub struct Config {
     /// `DATA_DIR/agent`: pods, logs, images, runtime state, CNI configuration.
     pub dir: PathBuf,
     pub credentials: NodeCredentials,
-    /// Port of the kubelet's HTTPS server (logs).
+    /// Port of the kubelet's HTTPS server (logs, resource metrics).
     pub port: u16,
     pub images: runtime::image::ImageStore,
     pub containers: runtime::container::ContainerRuntime,

@@ -1,5 +1,6 @@
-//! The kubelet's HTTPS server (port 10250 by default): what the API server proxies to it. Only clients with a
-//! certificate of the cluster CA in group `system:masters` (the API server's kubelet-client identity) get in.
+//! The kubelet's HTTPS server (port 10250 by default): container logs the API server proxies, and the resource
+//! metrics it scrapes. Only clients with a certificate of the cluster CA in group `system:masters` (the API server's
+//! kubelet-client identity) get in.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,9 +16,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
-use crate::logs;
 use crate::pods::PodManager;
-use crate::{Config, KubeletError};
+use crate::{logs, stats, Config, KubeletError};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -53,7 +53,7 @@ pub async fn serve(listener: TcpListener, config: Arc<Config>, pods: PodManager)
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
-        let (acceptor, pods) = (acceptor.clone(), pods.clone());
+        let (acceptor, pods, config) = (acceptor.clone(), pods.clone(), config.clone());
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(stream).await else {
                 return tracing::debug!(%peer, "kubelet TLS handshake failed");
@@ -65,8 +65,8 @@ pub async fn serve(listener: TcpListener, config: Arc<Config>, pods: PodManager)
                 .and_then(|certs| certs.first())
                 .is_some_and(|cert| is_master(cert));
             let service = hyper::service::service_fn(move |request| {
-                let pods = pods.clone();
-                async move { Ok::<_, Infallible>(handle(&pods, admitted, request).await) }
+                let (pods, config) = (pods.clone(), config.clone());
+                async move { Ok::<_, Infallible>(handle(&pods, &config, admitted, request).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -88,7 +88,12 @@ fn status(status: &Status) -> Response<Body> {
     response
 }
 
-async fn handle(pods: &PodManager, admitted: bool, request: Request<hyper::body::Incoming>) -> Response<Body> {
+async fn handle(
+    pods: &PodManager,
+    config: &Config,
+    admitted: bool,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let path = request.uri().path().to_string();
     if path == "/healthz" {
         return Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
@@ -101,8 +106,18 @@ async fn handle(pods: &PodManager, admitted: bool, request: Request<hyper::body:
         ["containerLogs", namespace, pod, container] => {
             container_logs(pods, namespace, pod, container, request.uri().query())
         }
+        ["metrics", "resource"] => resource_metrics(config).await,
         _ => status(&Status::no_route(&path)),
     }
+}
+
+/// Upstream's `/metrics/resource`, always in the text format.
+async fn resource_metrics(config: &Config) -> Response<Body> {
+    let text = stats::exposition(&stats::collect(&config.containers).await);
+    let mut response = Response::new(Full::new(Bytes::from(text)).boxed());
+    let content_type = hyper::header::HeaderValue::from_static(stats::CONTENT_TYPE);
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, content_type);
+    response
 }
 
 fn container_logs(
@@ -207,4 +222,111 @@ fn decode(value: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::ServerName;
+
+    use super::*;
+    use crate::join::NodeCredentials;
+
+    /// A certificate and key signed by `issuer`, for `groups` (the subject's organisations).
+    fn issue(issuer: &Issuer<'_, KeyPair>, groups: &[&str], ip: Option<IpAddr>) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "test");
+        for group in groups {
+            params.distinguished_name.push(DnType::OrganizationName, *group);
+        }
+        params.subject_alt_names.extend(ip.map(rcgen::SanType::IpAddress));
+        (params.signed_by(&key, issuer).unwrap().pem(), key.serialize_pem())
+    }
+
+    /// GET `path` from the kubelet at `address` with a client certificate: (status, content type, body).
+    async fn get(address: SocketAddr, ca_pem: &str, client: &(String, String), path: &str) -> (u16, String, String) {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap()).unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(client.0.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(client.1.as_bytes()).unwrap();
+        let tls =
+            rustls::ClientConfig::builder().with_root_certificates(roots).with_client_auth_cert(chain, key).unwrap();
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(ServerName::IpAddress(address.ip().into()), tcp)
+            .await
+            .unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        let request = Request::get(path).header(hyper::header::HOST, "kubelet").body(Full::new(Bytes::new())).unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response.headers()[hyper::header::CONTENT_TYPE].to_str().unwrap().to_string();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn resource_metrics_need_a_masters_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (serving_cert_pem, serving_key_pem) = issue(&issuer, &[], Some(localhost));
+        let config = Config {
+            node_name: "node".into(),
+            node_ip: localhost,
+            dir: dir.path().to_path_buf(),
+            credentials: NodeCredentials {
+                server: "https://127.0.0.1:1".into(),
+                ca_pem: ca_pem.clone(),
+                client_cert_pem: String::new(),
+                client_key_pem: String::new(),
+                serving_cert_pem,
+                serving_key_pem,
+            },
+            port: 0,
+            images: runtime::image::ImageStore::open(dir.path().join("images"), Default::default()).unwrap(),
+            containers: runtime::container::ContainerRuntime::new(runtime::container::RuntimeConfig {
+                oci_runtime: "runc".into(),
+                state_dir: dir.path().join("state"),
+                runtime_root: dir.path().join("runc"),
+                shim: vec!["true".into()],
+                cgroup_root: "k8rs-unused".into(),
+            })
+            .unwrap(),
+            cni: network::Cni::new(network::CniConfig {
+                conf_dir: dir.path().join("cni"),
+                bin_dirs: vec![],
+                cache_dir: dir.path().join("cni-cache"),
+                node_netns: None,
+            }),
+            cni_conf_dir: dir.path().join("cni"),
+            cluster_cidr: "10.42.0.0/16".into(),
+            labels: vec![],
+            runtime_version: "runc 1".into(),
+        };
+        let config = Arc::new(config);
+        let api = crate::fake_api::FakeApi::start().await;
+        let listener = TcpListener::bind((localhost, 0)).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, config.clone(), PodManager::new(api.client(), config)));
+
+        let node = issue(&issuer, &["system:nodes"], None);
+        let (code, _, body) = get(address, &ca_pem, &node, "/metrics/resource").await;
+        assert_eq!(code, 403, "{body}");
+
+        let master = issue(&issuer, &["system:masters"], None);
+        let (code, content_type, body) = get(address, &ca_pem, &master, "/metrics/resource").await;
+        assert_eq!((code, content_type.as_str()), (200, stats::CONTENT_TYPE), "{body}");
+        // The host's own root cgroup: this machine's (cgroup v1) totals.
+        assert!(body.contains("\nnode_cpu_usage_seconds_total "), "{body}");
+        assert!(body.ends_with("# TYPE resource_scrape_error gauge\nresource_scrape_error 0\n"), "{body}");
+    }
 }

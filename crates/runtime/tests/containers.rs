@@ -364,6 +364,12 @@ async fn cpu_quota(f: Fixture) -> Outcome {
     ensure!(cgroup_file(&f, "cpu", &rel, "cpu.cfs_quota_us")? == "20000", "container quota");
     ensure!(cgroup_file(&f, "cpu", &rel, "cpu.shares")? == "256", "container shares");
     ensure!(cgroup_file(&f, "memory", &rel, "memory.limit_in_bytes")? == (64u64 << 20).to_string(), "memory");
+    // What the kubelet's resource metrics read: the same cgroups, through the runtime's accessors.
+    let cpuacct = rt.cgroup_hierarchy("cpuacct").ok_or("no cpuacct hierarchy")?;
+    let memory = rt.cgroup_hierarchy("memory").ok_or("no memory hierarchy")?;
+    ensure!(cpuacct.join(rt.sandbox_cgroup(&sb)).join("cpuacct.usage").is_file(), "pod cpuacct.usage");
+    ensure!(cpuacct.join(rt.container_cgroup(&sb, &id)).join("cpuacct.usage").is_file(), "container cpuacct.usage");
+    ensure!(memory.join(rt.container_cgroup(&sb, &id)).join("memory.stat").is_file(), "container memory.stat");
     rt.start_container(&id).await.or_fail("start")?;
     rt.stop_container(&id, Duration::ZERO).await.or_fail("stop")?;
     let (code, _) = wait_exited(&rt, &id, Duration::ZERO).await?;

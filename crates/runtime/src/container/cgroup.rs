@@ -50,9 +50,14 @@ impl Hierarchies {
         Ok(Hierarchies { mounts })
     }
 
+    /// Where the hierarchy holding `controller` is mounted: its root cgroup.
+    pub fn mount(&self, controller: &str) -> Option<&Path> {
+        self.mounts.iter().find(|m| m.controllers.iter().any(|c| c == controller)).map(|m| m.dir.as_path())
+    }
+
     /// `rel` in the hierarchy holding `controller`.
     pub fn controller_dir(&self, controller: &str, rel: &str) -> Option<PathBuf> {
-        self.mounts.iter().find(|m| m.controllers.iter().any(|c| c == controller)).map(|m| m.dir.join(rel))
+        self.mount(controller).map(|dir| dir.join(rel))
     }
 
     fn pod_dirs(&self, rel: &str) -> Vec<PathBuf> {

@@ -486,6 +486,21 @@ impl ContainerRuntime {
         .await
     }
 
+    /// Where the cgroup v1 hierarchy holding `controller` is mounted (its root cgroup), if it is.
+    pub fn cgroup_hierarchy(&self, controller: &str) -> Option<PathBuf> {
+        self.inner.hierarchies.mount(controller).map(Path::to_path_buf)
+    }
+
+    /// A sandbox's cgroup, relative to the root of every hierarchy.
+    pub fn sandbox_cgroup(&self, sandbox: &Sandbox) -> String {
+        sandbox::cgroup_rel(&self.inner.cgroup_root, &sandbox.cgroup_parent)
+    }
+
+    /// The cgroup of the container `id` of `sandbox`, relative to the root of every hierarchy.
+    pub fn container_cgroup(&self, sandbox: &Sandbox, id: &str) -> String {
+        self.inner.container_cgroup(sandbox, id)
+    }
+
     fn container_dir(&self, id: &str) -> Result<PathBuf, RuntimeError> {
         check_name("container id", id)?;
         let dir = self.inner.containers_dir.join(id);
@@ -497,6 +512,10 @@ impl ContainerRuntime {
 }
 
 impl Inner {
+    fn container_cgroup(&self, sandbox: &Sandbox, id: &str) -> String {
+        format!("{}/{id}", sandbox::cgroup_rel(&self.cgroup_root, &sandbox.cgroup_parent))
+    }
+
     /// Writes the container's state directory; returns the shim's log file, opened for its stderr.
     fn write_bundle(
         &self,
@@ -519,7 +538,7 @@ impl Inner {
             ..spec.clone()
         };
         std::fs::create_dir_all(&bundle).ctx(|| format!("create {}", bundle.display()))?;
-        let cgroup_rel = format!("{}/{id}", sandbox::cgroup_rel(&self.cgroup_root, &sandbox.cgroup_parent));
+        let cgroup_rel = self.container_cgroup(sandbox, id);
         let config = oci::build(sandbox, spec, format!("/{cgroup_rel}"))?;
         config.save(bundle.join("config.json"))?;
         if let Some(parent) = spec.log_path.parent() {
