@@ -1,8 +1,20 @@
 //! Discovery documents, built from the resource registry: aggregated (`apidiscovery.k8s.io` v2 and v2beta1,
 //! which kubectl 1.27+ asks for) and legacy (`APIVersions`, `APIGroupList`, `APIResourceList`), and `/version`.
 
-use apimachinery::registry::{self, Resource, GROUPS};
+use apimachinery::registry::{self, Group, Resource, GROUPS};
 use serde_json::{json, Value};
+
+use crate::metrics_api;
+
+/// Every served group: the registry's, then the ones answered rather than stored (`metrics.k8s.io`).
+fn groups() -> impl Iterator<Item = &'static Group> {
+    GROUPS.iter().chain(std::iter::once(&metrics_api::API_GROUP))
+}
+
+/// The resources of one group version, stored or answered, sorted by name.
+fn resources_in(group: &str, version: &str) -> Vec<&'static Resource> {
+    registry::resources_in(group, version).chain(metrics_api::resources_in(group, version)).collect()
+}
 
 /// The Kubernetes version whose API k8rs serves; kubectl's dispatcher picks `kubectl.1.<minor>` from it.
 pub const KUBERNETES_MINOR: &str = "33";
@@ -49,8 +61,7 @@ pub fn aggregated_content_type(version: &str) -> String {
 
 /// `GET /api` (core only) or `GET /apis` (every named group) as an `APIGroupDiscoveryList`.
 pub fn aggregated(core: bool, version: &str) -> Value {
-    let items: Vec<Value> = GROUPS
-        .iter()
+    let items: Vec<Value> = groups()
         .filter(|g| g.name.is_empty() == core)
         .map(|group| {
             let versions: Vec<Value> = group
@@ -58,7 +69,7 @@ pub fn aggregated(core: bool, version: &str) -> Value {
                 .iter()
                 .map(|v| {
                     let resources: Vec<Value> =
-                        registry::resources_in(group.name, v).map(aggregated_resource).collect();
+                        resources_in(group.name, v).into_iter().map(aggregated_resource).collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -123,14 +134,13 @@ fn group_entry(name: &str, versions: &[&str]) -> Value {
 
 /// `GET /apis`: `APIGroupList`.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> =
-        GROUPS.iter().filter(|g| !g.name.is_empty()).map(|g| group_entry(g.name, g.versions)).collect();
+    let groups: Vec<Value> = groups().filter(|g| !g.name.is_empty()).map(|g| group_entry(g.name, g.versions)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}`: `APIGroup`.
 pub fn api_group(name: &str) -> Option<Value> {
-    let group = GROUPS.iter().find(|g| g.name == name && !name.is_empty())?;
+    let group = groups().find(|g| g.name == name && !name.is_empty())?;
     let mut entry = group_entry(group.name, group.versions);
     entry["kind"] = json!("APIGroup");
     entry["apiVersion"] = json!("v1");
@@ -139,11 +149,11 @@ pub fn api_group(name: &str) -> Option<Value> {
 
 /// `GET /api/v1` or `/apis/{group}/{version}`: `APIResourceList`, subresources as `parent/sub` entries.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
-    if !GROUPS.iter().any(|g| g.name == group && g.versions.contains(&version)) {
+    if !groups().any(|g| g.name == group && g.versions.contains(&version)) {
         return None;
     }
     let mut resources = Vec::new();
-    for resource in registry::resources_in(group, version) {
+    for resource in resources_in(group, version) {
         let mut entry = json!({
             "name": resource.name,
             "singularName": resource.singular,

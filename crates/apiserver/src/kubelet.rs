@@ -1,5 +1,6 @@
 //! Streaming subresources served by the kubelet of the pod's node (`pods/log` today), proxied over TLS with the
-//! API server's own kubelet-client certificate. The kubelet's serving certificate must chain to the cluster CA.
+//! API server's own kubelet-client certificate, and the plain GETs of the resource-metrics scrapes
+//! (`metrics_api`). The kubelet's serving certificate must chain to the cluster CA.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -93,6 +94,12 @@ async fn kubelet_address(state: &State, node: &str) -> Result<SocketAddr, Status
             Status::not_found(apimachinery::status::Target { group: "", resource: "nodes", name: node })
         })?;
     let object: Value = serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?;
+    node_kubelet_address(&object)
+}
+
+/// Where a Node's kubelet serves HTTPS: its InternalIP (else ExternalIP) and `daemonEndpoints.kubeletEndpoint.Port`.
+pub(crate) fn node_kubelet_address(object: &Value) -> Result<SocketAddr, Status> {
+    let node = object["metadata"]["name"].as_str().unwrap_or_default();
     let addresses = object["status"]["addresses"].as_array().cloned().unwrap_or_default();
     let ip = ["InternalIP", "ExternalIP"]
         .iter()
@@ -104,25 +111,49 @@ async fn kubelet_address(state: &State, node: &str) -> Result<SocketAddr, Status
     Ok(SocketAddr::new(ip, port as u16))
 }
 
-async fn proxy_get(state: &State, address: SocketAddr, path: &str) -> Result<Response<Body>, Status> {
-    let unreachable = |e: &dyn std::fmt::Display| {
-        Status::service_unavailable(format!("cannot reach the kubelet at https://{address}{path}: {e}"))
-    };
+/// `GET path` on the kubelet at `address` over TLS with the API server's kubelet-client certificate; the kubelet's
+/// serving certificate must chain to the cluster CA and name `address`.
+async fn kubelet_get(
+    tls: &Arc<rustls::ClientConfig>,
+    address: SocketAddr,
+    path: &str,
+) -> Result<Response<hyper::body::Incoming>, String> {
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
         .await
-        .map_err(|_| unreachable(&"connection timed out"))?
-        .map_err(|e| unreachable(&e))?;
+        .map_err(|_| "connection timed out".to_string())?
+        .map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
-    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&state.kubelet_tls));
-    let tls = connector.connect(ServerName::IpAddress(address.ip().into()), tcp).await.map_err(|e| unreachable(&e))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+    let tls = connector.connect(ServerName::IpAddress(address.ip().into()), tcp).await.map_err(|e| e.to_string())?;
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| unreachable(&e))?;
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
     tokio::spawn(connection);
     let request = hyper::Request::get(path)
         .header(hyper::header::HOST, address.to_string())
         .body(http_body_util::Empty::<Bytes>::new())
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let response = sender.send_request(request).await.map_err(|e| unreachable(&e))?;
+        .map_err(|e| e.to_string())?;
+    sender.send_request(request).await.map_err(|e| e.to_string())
+}
+
+/// The whole body of a successful `GET path` on a kubelet, at most `limit` bytes (for scrapes, not streams).
+pub(crate) async fn kubelet_fetch(
+    tls: &Arc<rustls::ClientConfig>,
+    address: SocketAddr,
+    path: &str,
+    limit: usize,
+) -> Result<Bytes, String> {
+    let response = kubelet_get(tls, address, path).await?;
+    if !response.status().is_success() {
+        return Err(format!("the kubelet answered {}", response.status()));
+    }
+    let body = http_body_util::Limited::new(response.into_body(), limit);
+    body.collect().await.map(|collected| collected.to_bytes()).map_err(|e| e.to_string())
+}
+
+async fn proxy_get(state: &State, address: SocketAddr, path: &str) -> Result<Response<Body>, Status> {
+    let response = kubelet_get(&state.kubelet_tls, address, path).await.map_err(|e| {
+        Status::service_unavailable(format!("cannot reach the kubelet at https://{address}{path}: {e}"))
+    })?;
     let (parts, mut incoming) = response.into_parts();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {

@@ -12,6 +12,7 @@ mod join;
 mod jwt;
 mod kubelet;
 mod metrics;
+mod metrics_api;
 mod objects;
 mod openapi;
 mod openapi_v2;
@@ -61,6 +62,8 @@ pub struct Config {
     pub advertise_address: String,
     /// Where Service cluster IPs come from; the first address is the `kubernetes` Service's.
     pub service_cidr: Cidr,
+    /// How often the resource metrics API scrapes every kubelet (metrics-server's `--metric-resolution`).
+    pub metrics_resolution: Duration,
 }
 
 /// Shared by every request.
@@ -74,6 +77,8 @@ pub struct State {
     service_cidr: Cidr,
     caches: cache::Caches,
     metrics: Arc<metrics::Metrics>,
+    /// What the last scrapes of the kubelets' resource metrics brought (`metrics.k8s.io`).
+    resource_metrics: metrics_api::Store,
     /// Signs and verifies service-account tokens.
     issuer: serviceaccounts::Issuer,
 }
@@ -113,8 +118,10 @@ impl ApiServer {
             tokens: config.tokens,
             advertise_address: config.advertise_address,
             service_cidr: config.service_cidr,
+            resource_metrics: metrics_api::Store::new(config.metrics_resolution),
         });
         bootstrap(&state).await?;
+        metrics_api::spawn_scraper(state.clone());
         let address = listener.local_addr().map_err(|e| ServerError::Tls(e.to_string()))?;
         tokio::spawn(accept_loop(listener, tls.clone(), state.clone()));
         Ok(ApiServer { address, tls, state })
@@ -336,6 +343,10 @@ async fn route(state: &State, identity: &Identity, request: Request<Incoming>, p
         },
         (&Method::GET, ["apis", group, version]) => resource_list(group, version, path),
         (_, ["api", "v1", rest @ ..]) => resource_request(state, identity, request, ("", "v1"), rest, path).await,
+        // Answered from scraped kubelet metrics, not from the store.
+        (_, ["apis", metrics_api::GROUP, metrics_api::VERSION, rest @ ..]) => {
+            metrics_api::serve(state, request, rest, path).await
+        }
         (_, ["apis", group, version, rest @ ..]) => {
             let (group, version, rest) = (group.to_string(), version.to_string(), rest.to_vec());
             resource_request(state, identity, request, (&group, &version), &rest, path).await

@@ -786,7 +786,9 @@ async fn check_namespace(state: &State, request: &RestRequest) -> Result<()> {
 
 /// What the resource's strategy does to a new object: reset status, set generation, namespace defaults.
 fn prepare_for_create(resource: &Resource, object: &mut Value) {
-    if resource.subresource("status").is_some() {
+    // A Node keeps the status it is registered with (the kubelet's); other kinds start without one.
+    let keeps_status = resource.group.is_empty() && resource.name == "nodes";
+    if resource.subresource("status").is_some() && !keeps_status {
         if let Some(map) = object.as_object_mut() {
             map.remove("status");
         }

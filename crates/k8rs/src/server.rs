@@ -48,6 +48,10 @@ pub struct ServerArgs {
     /// another network namespace from the host's loopback).
     #[arg(long, hide = true)]
     listen_fd: Option<i32>,
+    /// How often the resource metrics API (`kubectl top`) scrapes every kubelet, as metrics-server's
+    /// `--metric-resolution`.
+    #[arg(long, env = "K8RS_METRICS_RESOLUTION", default_value = "15s", value_parser = parse_duration, hide = true)]
+    metrics_resolution: Duration,
     #[command(flatten)]
     node: crate::agent::NodeOptions,
 }
@@ -154,6 +158,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tokens,
         advertise_address: SocketAddr::new(client_host, local.port()).to_string(),
         service_cidr,
+        metrics_resolution: args.metrics_resolution,
     };
     let server = ApiServer::start(listener, config).await?;
     if let Some(fd) = args.listen_fd {

@@ -468,3 +468,30 @@ fn pods_get_a_service_account_token_bound_to_them() {
     assert!(!refused.status.success(), "the token of a deleted pod still authenticates");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("Unauthorized"), "{refused:?}");
 }
+
+/// `kubectl top` end to end: the API server scrapes the node's kubelet (`/metrics/resource`, read from the pod's
+/// cgroups) and serves metrics.k8s.io; a container spinning on a CPU shows its usage.
+#[test]
+fn kubectl_top_shows_the_usage_of_running_pods_and_nodes() {
+    let cluster = LocalCluster::up(BINARY.as_ref(), 1, &["--images", &busybox_archive()]);
+    let node = cluster.node_name(0);
+    cluster.apply(&pod("spin", &node, "Never", "while :; do :; done"));
+    cluster.apply(&pod("idle", &node, "Never", "exec sleep 3600"));
+    wait_pod(&cluster, "spin", |p| p["status"]["phase"] == "Running");
+    wait_pod(&cluster, "idle", |p| p["status"]["phase"] == "Running");
+    // Two scrapes (15 s apart) make a rate; kubectl prints e.g. `spin   812m   1Mi`.
+    let millicores = |line: &str| -> Option<u64> { line.split_whitespace().nth(1)?.strip_suffix('m')?.parse().ok() };
+    let top = cluster.wait_for(&["top", "pod", "--no-headers"], DEADLINE, |text| {
+        let spin = text.lines().find(|l| l.starts_with("spin "));
+        text.lines().any(|l| l.starts_with("idle ")) && spin.and_then(millicores).is_some_and(|m| m >= 50)
+    });
+    let idle = top.lines().find(|l| l.starts_with("idle ")).unwrap();
+    assert!(millicores(idle).is_some_and(|m| m < 50) || idle.split_whitespace().nth(1) == Some("0"), "{top}");
+    let containers = cluster.kubectl_ok(&["top", "pod", "spin", "--containers", "--no-headers"]);
+    assert!(containers.starts_with("spin ") && containers.contains(" main "), "{containers}");
+    let nodes =
+        cluster.wait_for(&["top", "node", "--no-headers"], DEADLINE, |text| text.starts_with(&format!("{node} ")));
+    let columns: Vec<&str> = nodes.split_whitespace().collect();
+    assert!(columns[1].ends_with('m') && columns[2].ends_with('%') && columns[3].ends_with("Mi"), "{nodes}");
+    cluster.kubectl_ok(&["delete", "pod", "spin", "idle", "--grace-period=1"]);
+}

@@ -110,3 +110,18 @@ fn foreground_and_orphan_deletion_leave_finalizers_for_the_garbage_collector() {
         call_json(&server, "DELETE", &format!("{configmaps}/fg"), Some(r#"{"propagationPolicy":"Sideways"}"#));
     assert_eq!(code, 400, "{bad}");
 }
+
+#[test]
+fn a_node_keeps_the_status_it_is_registered_with() {
+    let server = server(&[]);
+    let node = r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"registered"},
+        "status":{"capacity":{"cpu":"2"},"addresses":[{"type":"InternalIP","address":"10.0.0.9"}]}}"#;
+    let (code, created) = call_json(&server, "POST", "/api/v1/nodes", Some(node));
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["status"]["capacity"]["cpu"], "2", "{created}");
+    // Pods, like most kinds, start with the status their strategy gives them, whatever the request says.
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"b"}]},
+        "status":{"phase":"Running"}}"#;
+    let (_, pod) = call_json(&server, "POST", PODS, Some(pod));
+    assert_eq!(pod["status"]["phase"], "Pending", "{pod}");
+}
