@@ -20,7 +20,7 @@ use apimachinery::registry::{self, Group, Resource};
 use apimachinery::selector::{FieldSelector, LabelSelector};
 use apimachinery::status::{Status, Target};
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::http::{self, Body, Query, Wanted};
@@ -662,16 +662,9 @@ pub async fn serve(state: &State, request: Request<Incoming>, segments: &[&str],
     let query = Query::parse(request.uri().query());
     let accept = request.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok());
     let wanted = http::negotiate(accept);
-    let verb = match (request.method(), target.name.is_some()) {
-        (&Method::GET, true) => "get",
-        (&Method::GET, false) if query.flag("watch") => "watch",
-        (&Method::GET, false) => "list",
-        (&Method::POST, _) => "create",
-        (&Method::PUT, _) => "update",
-        (&Method::PATCH, _) => "patch",
-        (&Method::DELETE, true) => "delete",
-        (&Method::DELETE, false) => "deletecollection",
-        (other, _) => return http::status(&Status::method_not_allowed(other.as_str(), GROUP, target.resource.name)),
+    let Some(verb) = crate::rest::verb(request.method(), target.name.is_some(), query.flag("watch")) else {
+        let method = request.method().as_str();
+        return http::status(&Status::method_not_allowed(method, GROUP, target.resource.name));
     };
     let result = match verb {
         "get" => get(state, &target, &query, wanted),

@@ -49,20 +49,25 @@ pub struct RestRequest {
 
 type Result<T> = std::result::Result<T, Status>;
 
+/// The Kubernetes verb of a request with this method, on one object (`named`) or a collection.
+pub fn verb(method: &Method, named: bool, watch: bool) -> Option<&'static str> {
+    Some(match (method, named) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if watch => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return None,
+    })
+}
+
 impl RestRequest {
     /// The Kubernetes verb of the request (as authorization and metrics name it).
     pub fn verb(&self) -> &'static str {
-        match (&self.method, self.name.is_some()) {
-            (&Method::GET, true) => "get",
-            (&Method::GET, false) if self.query.flag("watch") => "watch",
-            (&Method::GET, false) => "list",
-            (&Method::POST, _) => "create",
-            (&Method::PUT, _) => "update",
-            (&Method::PATCH, _) => "patch",
-            (&Method::DELETE, true) => "delete",
-            (&Method::DELETE, false) => "deletecollection",
-            _ => "unknown",
-        }
+        verb(&self.method, self.name.is_some(), self.query.flag("watch")).unwrap_or("unknown")
     }
 
     fn target<'a>(&'a self, name: &'a str) -> Target<'a> {
