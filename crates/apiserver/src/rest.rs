@@ -268,6 +268,12 @@ impl RevisionSlot {
     /// The object of `stored` with `metadata.resourceVersion`, byte for byte as `with_revision` encodes.
     fn fill(&self, stored: &[u8], revision: i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(stored.len() + 48);
+        self.fill_into(stored, revision, &mut out);
+        out
+    }
+
+    /// [`Self::fill`], appended to `out`.
+    fn fill_into(&self, stored: &[u8], revision: i64, out: &mut Vec<u8>) {
         out.extend_from_slice(&stored[..self.at]);
         if self.before {
             out.push(b',');
@@ -280,7 +286,6 @@ impl RevisionSlot {
             out.push(b',');
         }
         out.extend_from_slice(&stored[self.at..]);
-        out
     }
 }
 
@@ -334,6 +339,125 @@ fn encode_with_slot(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) -> 
     }
     out.push(b'}');
     slot
+}
+
+impl RevisionSlot {
+    /// Where `metadata.resourceVersion` goes in stored bytes (compact JSON as k8rs writes objects), so that a
+    /// list can answer with the stored bytes instead of decoding and encoding every object; None for bytes of
+    /// another shape, which the caller decodes instead.
+    fn find(stored: &[u8]) -> Option<RevisionSlot> {
+        let mut scan = Scanner { bytes: stored, at: 0 };
+        scan.expect(b'{')?;
+        loop {
+            let key = scan.string()?;
+            scan.expect(b':')?;
+            if key == b"metadata" {
+                return scan.metadata_slot();
+            }
+            scan.skip_value()?;
+            scan.expect(b',')?;
+        }
+    }
+}
+
+/// Just enough of a JSON reader to find a place in compact JSON: strings, and values skipped whole.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    /// A string's bytes as written (escapes kept: the keys compared here never hold any).
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let start = self.at;
+        loop {
+            match self.next()? {
+                b'\\' => {
+                    self.next()?;
+                }
+                b'"' => return Some(&self.bytes[start..self.at - 1]),
+                _ => {}
+            }
+        }
+    }
+
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.at += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            _ => {
+                while !matches!(self.peek()?, b',' | b'}' | b']') {
+                    self.at += 1;
+                }
+                Some(())
+            }
+        }
+    }
+
+    /// The slot in the metadata object that starts here, by the rules of [`encode_with_slot`]; None if the
+    /// object already holds a resourceVersion.
+    fn metadata_slot(&mut self) -> Option<RevisionSlot> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            return Some(RevisionSlot { at: self.at, before: false, after: false });
+        }
+        let mut first = true;
+        loop {
+            let key_at = self.at;
+            let key = self.string()?;
+            match key.cmp(b"resourceVersion".as_slice()) {
+                std::cmp::Ordering::Equal => return None,
+                // Before this key; when it is not the first, before the comma that precedes it.
+                std::cmp::Ordering::Greater if first => {
+                    return Some(RevisionSlot { at: key_at, before: false, after: true })
+                }
+                std::cmp::Ordering::Greater => return Some(RevisionSlot { at: key_at - 1, before: true, after: true }),
+                std::cmp::Ordering::Less => {}
+            }
+            self.expect(b':')?;
+            self.skip_value()?;
+            match self.next()? {
+                b',' => first = false,
+                b'}' => return Some(RevisionSlot { at: self.at - 1, before: true, after: false }),
+                _ => return None,
+            }
+        }
+    }
 }
 
 fn with_revision(mut object: Value, revision: i64) -> Value {
@@ -595,24 +719,34 @@ fn list_response<V: std::borrow::Borrow<Value>>(
             let list = json!({"kind": kind, "apiVersion": request.resource.group_version(), "metadata": metadata, "items": items});
             Ok(object_response(request, StatusCode::OK, &list))
         }
-        Wanted::Json => {
-            // Written piece by piece: the items are serialized where they are, never copied into one big value.
-            let mut body = serde_json::to_vec(
-                &json!({"kind": kind, "apiVersion": request.resource.group_version(), "metadata": metadata}),
-            )
-            .expect("JSON values serialize");
-            body.pop(); // the closing brace
-            body.extend_from_slice(b",\"items\":[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                serde_json::to_writer(&mut body, item.borrow()).expect("JSON values serialize");
-            }
-            body.extend_from_slice(b"]}");
-            Ok(http::respond(StatusCode::OK, "application/json", body))
-        }
+        Wanted::Json => Ok(json_list(request, metadata, items, |body, item| {
+            serde_json::to_writer(body, item.borrow()).expect("JSON values serialize")
+        })),
     }
+}
+
+/// A JSON list written piece by piece: the items are written where they are, never copied into one big value.
+fn json_list<T>(
+    request: &RestRequest,
+    metadata: Value,
+    items: &[T],
+    mut write: impl FnMut(&mut Vec<u8>, &T),
+) -> Response<Body> {
+    let kind = format!("{}List", request.resource.kind);
+    let mut body = serde_json::to_vec(
+        &json!({"kind": kind, "apiVersion": request.resource.group_version(), "metadata": metadata}),
+    )
+    .expect("JSON values serialize");
+    body.pop(); // the closing brace
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        write(&mut body, item);
+    }
+    body.extend_from_slice(b"]}");
+    http::respond(StatusCode::OK, "application/json", body)
 }
 
 async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
@@ -652,6 +786,8 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
     };
     // With a selector, pages are read on until `limit` objects match (as upstream fills them), all at one
     // revision; the continue key is the last object looked at.
+    // A plain JSON list answers with the stored bytes, the revision put in.
+    let raw = filter.is_empty() && request.wanted == Wanted::Json && converts(request).is_none();
     let mut items = Vec::new();
     let (mut start_after, mut revision) = (start_after, revision);
     let (page_revision, more, last_key, remaining) = 'pages: loop {
@@ -660,20 +796,25 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
             .range(RangeRequest { prefix: prefix.clone(), start_after: start_after.take(), limit, revision })
             .await
             .map_err(expired)?;
-        for (index, kv) in page.kvs.iter().enumerate() {
-            let object = from_store(kv)?;
-            let object = to_request_version(request, &object).into_owned();
-            if filter.matches(&object) {
-                items.push(object);
+        let (read, last_key) = (page.kvs.len(), page.kvs.last().map(|kv| kv.key.clone()));
+        for (index, kv) in page.kvs.into_iter().enumerate() {
+            match RevisionSlot::find(&kv.value).filter(|_| raw) {
+                Some(slot) => items.push(Listed::Stored { slot, revision: kv.mod_revision, bytes: kv.value }),
+                None => {
+                    let object = from_store(&kv)?;
+                    let object = to_request_version(request, &object).into_owned();
+                    if filter.matches(&object) {
+                        items.push(Listed::Decoded(object));
+                    }
+                }
             }
             if limit > 0 && items.len() == limit {
-                let more = index + 1 < page.kvs.len() || page.more;
-                break 'pages (page.revision, more, Some(kv.key.clone()), page.count - index as u64 - 1);
+                let more = index + 1 < read || page.more;
+                break 'pages (page.revision, more, Some(kv.key), page.count - index as u64 - 1);
             }
         }
-        let last_key = page.kvs.last().map(|kv| kv.key.clone());
         if !page.more || limit == 0 {
-            break (page.revision, page.more, last_key, page.count - page.kvs.len() as u64);
+            break (page.revision, page.more, last_key, page.count - read as u64);
         }
         revision = page.revision;
         start_after = last_key;
@@ -688,7 +829,26 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
             }
         }
     }
+    if raw {
+        return Ok(json_list(request, metadata, &items, |body, item| match item {
+            Listed::Stored { bytes, slot, revision } => slot.fill_into(bytes, *revision, body),
+            Listed::Decoded(object) => serde_json::to_writer(body, object).expect("JSON values serialize"),
+        }));
+    }
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|item| match item {
+            Listed::Decoded(object) => object,
+            Listed::Stored { .. } => unreachable!("stored bytes are kept only for plain JSON lists"),
+        })
+        .collect();
     list_response(request, &items, metadata)
+}
+
+/// An object of a list read from the store: its stored bytes and where the revision goes, or decoded.
+enum Listed {
+    Stored { bytes: Vec<u8>, slot: RevisionSlot, revision: i64 },
+    Decoded(Value),
 }
 
 /// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
@@ -1890,5 +2050,33 @@ mod tests {
             assert_eq!(String::from_utf8(slot.fill(&out, 42)).unwrap(), String::from_utf8(expected).unwrap());
         }
         assert!(encode_with_slot(json!({"spec": {}}).as_object().unwrap(), &mut Vec::new()).is_none());
+    }
+
+    #[test]
+    fn a_slot_found_in_stored_bytes_fills_as_the_decoded_object_encodes() {
+        let objects = [
+            json!({"apiVersion": "v1", "metadata": {"name": "a", "namespace": "n", "uid": "u\"x}{"}, "spec": {"a": [1.5, null, {"b": "]"}]}}),
+            json!({"metadata": {"uid": "u", "zone": {}}}),
+            json!({"a": {"metadata": {"x": 1}}, "metadata": {"annotations": {"resourceVersion": "no", "k": "\\\""}, "name": "a"}, "z": 1}),
+            json!({"metadata": {}}),
+            json!({"a": "é\n", "metadata": {"resourceVersionX": 1, "resourceVersio": 2}}),
+            json!({"metadata": {"labels": {"a": "b"}, "managedFields": [{"f:x": {}}]}, "status": {"phase": "Running"}}),
+        ];
+        for object in objects {
+            let stored = serde_json::to_vec(&object).unwrap();
+            let slot = RevisionSlot::find(&stored).unwrap_or_else(|| panic!("no slot in {object}"));
+            let expected = serde_json::to_vec(&with_revision(object.clone(), 42)).unwrap();
+            assert_eq!(String::from_utf8(slot.fill(&stored, 42)).unwrap(), String::from_utf8(expected).unwrap());
+        }
+        // Bytes of another shape are left to the decoder.
+        for other in [
+            &b"{\"spec\":{}}"[..],
+            b"{\"metadata\":{\"resourceVersion\":\"3\"}}",
+            b"[1]",
+            b"{\"metadata\":{\"a\":1",
+            b"",
+        ] {
+            assert!(RevisionSlot::find(other).is_none(), "{}", String::from_utf8_lossy(other));
+        }
     }
 }
