@@ -19,6 +19,7 @@ mod openapi_v2;
 pub mod pki;
 mod rest;
 mod reviews;
+mod revision_slot;
 mod scale;
 mod serviceaccounts;
 mod services;
