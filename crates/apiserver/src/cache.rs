@@ -15,7 +15,6 @@ use storage::{DynStore, EventKind, RangeRequest, WatchMessage};
 use tokio::sync::{mpsc, watch};
 
 use crate::objects;
-use crate::revision_slot::RevisionSlot;
 
 /// Events kept per resource for watches to resume from (older resumes are served by the store).
 const HISTORY: usize = 1_000;
@@ -39,45 +38,8 @@ pub struct CacheEvent {
     pub change: Change,
     pub key: String,
     pub object: Arc<Value>,
-    previous: Option<Previous>,
+    pub previous: Option<Arc<Value>>,
     pub revision: i64,
-}
-
-impl CacheEvent {
-    /// The object before this change; decoded the first time a watcher's selector asks for it.
-    pub fn previous(&self) -> Option<&Value> {
-        let previous = self.previous.as_ref()?;
-        previous.value.get_or_init(|| serde_json::from_slice(&previous.served).ok()).as_ref()
-    }
-}
-
-/// An object as served: its JSON with its resourceVersion. The cache keeps objects this way, a few KiB each
-/// where decoded values take ten times as much, and decodes them for the readers that need values.
-pub type Served = Arc<[u8]>;
-
-#[derive(Debug)]
-struct Previous {
-    served: Served,
-    value: std::sync::OnceLock<Option<Value>>,
-}
-
-impl Previous {
-    fn new(served: Served) -> Previous {
-        Previous { served, value: std::sync::OnceLock::new() }
-    }
-}
-
-fn parse(served: &Served) -> Option<Arc<Value>> {
-    serde_json::from_slice(served).ok().map(Arc::new)
-}
-
-/// The stored bytes of a key as served, the revision put in (decoded and encoded again only if they are not in
-/// the shape k8rs writes).
-fn served(kv: &storage::KeyValue) -> Option<Served> {
-    if let Some(slot) = RevisionSlot::find(&kv.value) {
-        return Some(slot.fill(&kv.value, kv.mod_revision).into());
-    }
-    decode(kv).and_then(|object| serde_json::to_vec(&object).ok()).map(Into::into)
 }
 
 /// What a cache watcher receives.
@@ -104,7 +66,7 @@ struct Expected {
 }
 
 struct State {
-    objects: BTreeMap<String, Served>,
+    objects: BTreeMap<String, Arc<Value>>,
     expected: HashMap<String, Vec<Expected>>,
     next_token: u64,
     trim_round: u64,
@@ -162,18 +124,11 @@ impl ResourceCache {
 
     /// One object by its store key.
     pub fn get(&self, key: &str) -> Option<Arc<Value>> {
-        let served = self.state.lock().unwrap().objects.get(key).cloned()?;
-        parse(&served)
+        self.state.lock().unwrap().objects.get(key).cloned()
     }
 
     /// The objects under `prefix` (a namespace's, or all) and the revision they are current at.
     pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
-        let (served, revision) = self.snapshot_served(prefix);
-        (served.iter().filter_map(parse).collect(), revision)
-    }
-
-    /// [`Self::snapshot`] as served, for answers that copy the objects' JSON.
-    pub fn snapshot_served(&self, prefix: &str) -> (Vec<Served>, i64) {
         let state = self.state.lock().unwrap();
         let objects = state.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix));
         (objects.map(|(_, v)| v.clone()).collect(), state.revision)
@@ -188,28 +143,29 @@ impl ResourceCache {
     /// A watch of everything under `prefix`, or None if `start` is before the cache's history.
     pub fn subscribe(&self, prefix: &str, start: Start) -> Option<Subscription> {
         let mut state = self.state.lock().unwrap();
-        let (initial, current): (Vec<Arc<CacheEvent>>, Vec<(String, Served)>) = match start {
+        let initial: Vec<Arc<CacheEvent>> = match start {
             Start::After(revision) if revision < state.history_start => return None,
             Start::After(revision) => {
-                let events = state.history.iter().filter(|e| e.revision > revision && e.key.starts_with(prefix));
-                (events.cloned().collect(), Vec::new())
+                state.history.iter().filter(|e| e.revision > revision && e.key.starts_with(prefix)).cloned().collect()
             }
-            Start::Now => {
-                let objects = state.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix));
-                (Vec::new(), objects.map(|(key, served)| (key.clone(), served.clone())).collect())
-            }
+            Start::Now => state
+                .objects
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(key, object)| {
+                    Arc::new(CacheEvent {
+                        change: Change::Added,
+                        key: key.clone(),
+                        object: object.clone(),
+                        previous: None,
+                        revision: state.revision,
+                    })
+                })
+                .collect(),
         };
         let (tx, live) = mpsc::channel(WATCHER_QUEUE);
         state.subscribers.push(Subscriber { prefix: prefix.to_string(), tx });
-        let revision = state.revision;
-        drop(state);
-        // The current objects are decoded after the lock is let go: writes need not wait for a big watch to start.
-        let mut initial = initial;
-        initial.extend(current.into_iter().filter_map(|(key, served)| {
-            let object = parse(&served)?;
-            Some(Arc::new(CacheEvent { change: Change::Added, key, object, previous: None, revision }))
-        }));
-        Some(Subscription { initial, revision, live })
+        Some(Subscription { initial, revision: state.revision, live })
     }
 
     /// Hands over `object`, which a write is about to store as `bytes` (without its resourceVersion), so that the
@@ -237,19 +193,19 @@ impl ResourceCache {
         for event in events {
             let revision = event.kv.mod_revision;
             let cached = match event.kind {
-                EventKind::Put => {
-                    let object = take_expected(&mut state.expected, &event.kv).or_else(|| decode(&event.kv));
-                    let (Some(object), Some(served)) = (object, served(&event.kv)) else { continue };
-                    let previous = state.objects.insert(event.kv.key.clone(), served).map(Previous::new);
-                    let change = if previous.is_some() { Change::Modified } else { Change::Added };
-                    CacheEvent { change, key: event.kv.key, object: Arc::new(object), previous, revision }
-                }
+                EventKind::Put => match take_expected(&mut state.expected, &event.kv).or_else(|| decode(&event.kv)) {
+                    Some(object) => {
+                        let object = Arc::new(object);
+                        let previous = state.objects.insert(event.kv.key.clone(), object.clone());
+                        let change = if previous.is_some() { Change::Modified } else { Change::Added };
+                        CacheEvent { change, key: event.kv.key, object, previous, revision }
+                    }
+                    None => continue,
+                },
                 EventKind::Delete => {
-                    let Some(served) = state.objects.remove(&event.kv.key) else { continue };
-                    let Some(before) = parse(&served) else { continue };
-                    let mut object = (*before).clone();
+                    let Some(previous) = state.objects.remove(&event.kv.key) else { continue };
+                    let mut object = (*previous).clone();
                     objects::metadata(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
-                    let previous = Previous { served, value: std::sync::OnceLock::from(Some((*before).clone())) };
                     CacheEvent {
                         change: Change::Deleted,
                         key: event.kv.key,
@@ -307,7 +263,7 @@ impl ResourceCache {
     }
 
     /// After the store watch broke: the current state again, and every watcher ended (clients watch again).
-    fn reset(&self, objects: BTreeMap<String, Served>, revision: i64) {
+    fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: i64) {
         let mut state = self.state.lock().unwrap();
         state.objects = objects;
         state.history.clear();
@@ -337,9 +293,9 @@ fn decode(kv: &storage::KeyValue) -> Option<Value> {
     Some(object)
 }
 
-async fn list(store: &DynStore, prefix: &str) -> Result<(BTreeMap<String, Served>, i64), storage::StoreError> {
+async fn list(store: &DynStore, prefix: &str) -> Result<(BTreeMap<String, Arc<Value>>, i64), storage::StoreError> {
     let page = store.range(RangeRequest { prefix: prefix.to_string(), ..Default::default() }).await?;
-    let objects = page.kvs.iter().filter_map(|kv| Some((kv.key.clone(), served(kv)?))).collect();
+    let objects = page.kvs.iter().filter_map(|kv| Some((kv.key.clone(), Arc::new(decode(kv)?)))).collect();
     Ok((objects, page.revision))
 }
 

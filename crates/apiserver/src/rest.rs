@@ -565,11 +565,6 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
             return Err(too_large(at_least));
         }
         let prefix = objects::prefix(request.resource, request.namespace.as_deref());
-        if filter.is_empty() && request.wanted == Wanted::Json && converts(request).is_none() {
-            let (served, revision) = cache.snapshot_served(&prefix);
-            let metadata = json!({"resourceVersion": revision.to_string()});
-            return Ok(json_list(request, metadata, &served, |body, object| body.extend_from_slice(object)));
-        }
         let (objects, revision) = cache.snapshot(&prefix);
         let metadata = json!({"resourceVersion": revision.to_string()});
         if converts(request).is_some() {
@@ -1616,14 +1611,7 @@ impl WatchContext {
             Change::Added | Change::Modified => match (was, self.filter.matches(object)) {
                 (false, true) => "ADDED",
                 (true, true) => "MODIFIED",
-                (true, false) => {
-                    // As upstream: the object as it was, at the revision of the change that took it out.
-                    let mut gone = previous?.clone();
-                    if let Some(revision) = object["metadata"].get("resourceVersion") {
-                        objects::metadata(&mut gone).insert("resourceVersion".into(), revision.clone());
-                    }
-                    return Some(event_line(&self.request, "DELETED", &gone));
-                }
+                (true, false) => "DELETED",
                 (false, false) => return None,
             },
         };
@@ -1729,7 +1717,7 @@ async fn stream_from_cache(
 ) {
     let Subscription { initial, revision, mut live } = subscription;
     for event in &initial {
-        if let Some(line) = context.line(event.change, &event.object, event.previous()) {
+        if let Some(line) = context.line(event.change, &event.object, event.previous.as_deref()) {
             if tx.send(line).await.is_err() {
                 return;
             }
@@ -1748,7 +1736,7 @@ async fn stream_from_cache(
         let line = match delivery {
             // The cache ended this watcher (it fell behind, or the cache re-listed): the client watches again.
             None => return,
-            Some(Delivery::Event(event)) => context.line(event.change, &event.object, event.previous()),
+            Some(Delivery::Event(event)) => context.line(event.change, &event.object, event.previous.as_deref()),
             Some(Delivery::Progress(revision)) => (context.bookmarks && last_bookmark.elapsed() >= BOOKMARK_INTERVAL)
                 .then(|| {
                     last_bookmark = tokio::time::Instant::now();
