@@ -1611,7 +1611,14 @@ impl WatchContext {
             Change::Added | Change::Modified => match (was, self.filter.matches(object)) {
                 (false, true) => "ADDED",
                 (true, true) => "MODIFIED",
-                (true, false) => "DELETED",
+                (true, false) => {
+                    // As upstream: the object as it was, at the revision of the change that took it out.
+                    let mut gone = previous?.clone();
+                    if let Some(revision) = object["metadata"].get("resourceVersion") {
+                        objects::metadata(&mut gone).insert("resourceVersion".into(), revision.clone());
+                    }
+                    return Some(event_line(&self.request, "DELETED", &gone));
+                }
                 (false, false) => return None,
             },
         };

@@ -114,3 +114,38 @@ fn lists_at_resource_version_zero_come_from_the_cache() {
     assert_eq!(code, 504, "{body:?}");
     assert!(body.join("").contains("Too large resource version"));
 }
+
+/// A watch with a label selector sees an object leave its selection as DELETED and come back as ADDED, as
+/// upstream's watch cache reports it (it compares the object before and after each change).
+#[test]
+fn a_selected_watch_sees_objects_leave_and_come_back() {
+    let server = server(&[]);
+    call(&server, "POST", CM, Some(&configmap("mover", "1")));
+    let watch = format!("{CM}?watch=true&labelSelector=app%3Dw&timeoutSeconds=10");
+    let events =
+        std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| call(&server, "GET", &watch, None));
+            // Changes only once the watch is open.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+            while !call(&server, "GET", "/metrics", None).1.iter().any(|l| {
+                l.starts_with("apiserver_registered_watchers{") && l.contains("configmaps") && !l.ends_with(" 0")
+            }) {
+                assert!(std::time::Instant::now() < deadline, "the watch did not open");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let relabel = |app: &str| format!(r#"{{"metadata":{{"labels":{{"app":"{app}"}}}}}}"#);
+            assert_eq!(call(&server, "PATCH", &format!("{CM}/mover"), Some(&relabel("elsewhere"))).0, 200);
+            assert_eq!(call(&server, "PATCH", &format!("{CM}/mover"), Some(&relabel("w"))).0, 200);
+            watcher.join().unwrap().1
+        });
+    let events: Vec<Value> = events.iter().map(|l| json(l)).collect();
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["object"]["metadata"]["labels"]["app"].as_str().unwrap()))
+        .collect();
+    // The DELETED event carries the object as it was (still selected), at the revision of the change.
+    assert_eq!(seen, [("ADDED", "w"), ("DELETED", "w"), ("ADDED", "w")], "{events:?}");
+    let revisions: Vec<i64> =
+        events.iter().map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
+}
