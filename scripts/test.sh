@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-packages.sh etcd-server protobuf-compiler python3 python3-venv \
-  runc crun iproute2 nftables iptables containernetworking-plugins docker-registry skopeo busybox-static curl
+  runc crun iproute2 nftables iptables containernetworking-plugins docker-registry skopeo busybox-static curl make
 # The official Python client (PyPI), pinned, for crates/k8rs/tests/python_client.rs: in a project-local virtualenv,
 # as Debian's python3 refuses pip installs outside one. The test finds it through K8RS_PYTHON.
 python3 -m venv target/pyenv

@@ -11,6 +11,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use storage::{Datastore, RangeRequest};
 
+/// jemalloc: per-thread caches and arenas that grow in large steps. With glibc's, the API server's workers and its
+/// SQLite writer either contended for one arena's lock or grew their own arenas page by page (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "k8rs", version, about = "A small Kubernetes in one binary")]
 struct Cli {
@@ -86,7 +91,6 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Both TLS providers may be linked in; pick ring once, before any TLS configuration is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tune_allocator();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
@@ -131,13 +135,3 @@ fn sqlite_files_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// glibc's allocator, set before any thread starts: one arena, grown 32 MiB at a time. Per-thread arenas grow
-/// page by page through `mprotect` and a page fault each, which cost ~10% of the API server's CPU while its watch
-/// cache fills (docs/benchmarks.md); the reserve is address space, not resident memory, until used.
-fn tune_allocator() {
-    // SAFETY: mallopt only sets allocator parameters; no other thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_TOP_PAD, 32 << 20);
-    }
-}
