@@ -6,7 +6,7 @@
 //! 410 a client sees is for history the store itself has compacted.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use apimachinery::registry::Resource;
@@ -15,6 +15,7 @@ use storage::{DynStore, EventKind, RangeRequest, WatchMessage};
 use tokio::sync::{mpsc, watch};
 
 use crate::objects;
+use crate::revision_slot::RevisionSlot;
 
 /// Events kept per resource for watches to resume from (older resumes are served by the store).
 const HISTORY: usize = 1_000;
@@ -37,9 +38,58 @@ pub enum Change {
 pub struct CacheEvent {
     pub change: Change,
     pub key: String,
-    pub object: Arc<Value>,
-    pub previous: Option<Arc<Value>>,
+    pub object: Arc<CachedObject>,
+    pub previous: Option<Arc<CachedObject>>,
     pub revision: i64,
+}
+
+/// An object as the cache keeps it: its JSON as served (with its resourceVersion), a few KiB where a decoded
+/// value takes ten times as much, decoded when a reader needs the value. Most readers do not: plain watches and
+/// lists copy the JSON, so a create's decoded object is freed by the request that made it, while it is still hot.
+#[derive(Debug)]
+pub struct CachedObject {
+    served: Vec<u8>,
+    decoded: OnceLock<Option<Arc<Value>>>,
+}
+
+impl CachedObject {
+    fn new(served: Vec<u8>) -> CachedObject {
+        CachedObject { served, decoded: OnceLock::new() }
+    }
+
+    /// The object's JSON, resourceVersion included.
+    pub fn served(&self) -> &[u8] {
+        &self.served
+    }
+
+    /// The decoded object, kept for the next reader: for the few objects read by key over and over (a create's
+    /// namespace and ServiceAccount) and for events that watchers with selectors look into.
+    pub fn value(&self) -> Option<Arc<Value>> {
+        self.decoded.get_or_init(|| self.parse()).clone()
+    }
+
+    /// The decoded object for one reader, not kept: a list with a selector decodes every object once.
+    pub fn transient_value(&self) -> Option<Arc<Value>> {
+        match self.decoded.get() {
+            Some(kept) => kept.clone(),
+            None => self.parse(),
+        }
+    }
+
+    fn parse(&self) -> Option<Arc<Value>> {
+        serde_json::from_slice(&self.served).ok().map(Arc::new)
+    }
+}
+
+/// The stored bytes of an object as served: the revision put in where an encoding would have it (decoded and
+/// encoded again only if they are not in the shape k8rs writes).
+fn served(kv: &storage::KeyValue, revision: i64) -> Option<Vec<u8>> {
+    if let Some(slot) = RevisionSlot::find(&kv.value) {
+        return Some(slot.fill(&kv.value, revision));
+    }
+    let mut object: Value = serde_json::from_slice(&kv.value).ok()?;
+    objects::metadata(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
+    serde_json::to_vec(&object).ok()
 }
 
 /// What a cache watcher receives.
@@ -55,21 +105,8 @@ struct Subscriber {
     tx: mpsc::Sender<Delivery>,
 }
 
-/// An object a write is about to store, handed to the cache so that the write's event needs no decoding.
-struct Expected {
-    token: u64,
-    /// The bytes the write stores: the event is this object only if it carries exactly these.
-    bytes: Vec<u8>,
-    object: Value,
-    /// The trim round it was handed over in; one whose event never came (a failed write) goes two rounds later.
-    round: u64,
-}
-
 struct State {
-    objects: BTreeMap<String, Arc<Value>>,
-    expected: HashMap<String, Vec<Expected>>,
-    next_token: u64,
-    trim_round: u64,
+    objects: Objects,
     history: VecDeque<Arc<CacheEvent>>,
     /// Every event after this revision is in `history`.
     history_start: i64,
@@ -108,9 +145,6 @@ impl ResourceCache {
         let cache = Arc::new(ResourceCache {
             state: Mutex::new(State {
                 objects,
-                expected: HashMap::new(),
-                next_token: 0,
-                trim_round: 0,
                 history: VecDeque::new(),
                 history_start: revision,
                 revision,
@@ -122,13 +156,14 @@ impl ResourceCache {
         Ok(cache)
     }
 
-    /// One object by its store key.
+    /// One object by its store key, decoded (and kept decoded: objects read by key are read again).
     pub fn get(&self, key: &str) -> Option<Arc<Value>> {
-        self.state.lock().unwrap().objects.get(key).cloned()
+        let cached = self.state.lock().unwrap().objects.get(key).cloned()?;
+        cached.value()
     }
 
     /// The objects under `prefix` (a namespace's, or all) and the revision they are current at.
-    pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
+    pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<CachedObject>>, i64) {
         let state = self.state.lock().unwrap();
         let objects = state.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix));
         (objects.map(|(_, v)| v.clone()).collect(), state.revision)
@@ -168,48 +203,35 @@ impl ResourceCache {
         Some(Subscription { initial, revision: state.revision, live })
     }
 
-    /// Hands over `object`, which a write is about to store as `bytes` (without its resourceVersion), so that the
-    /// write's event is cached without decoding the bytes again. The token withdraws it if the write fails.
-    pub fn expect(&self, key: &str, bytes: Vec<u8>, object: Value) -> u64 {
-        let mut state = self.state.lock().unwrap();
-        let (token, round) = (state.next_token, state.trim_round);
-        state.next_token += 1;
-        state.expected.entry(key.to_string()).or_default().push(Expected { token, bytes, object, round });
-        token
-    }
-
-    pub fn withdraw(&self, key: &str, token: u64) {
-        let mut state = self.state.lock().unwrap();
-        if let Some(list) = state.expected.get_mut(key) {
-            list.retain(|e| e.token != token);
-            if list.is_empty() {
-                state.expected.remove(key);
-            }
-        }
-    }
-
     fn apply(&self, events: Vec<storage::Event>) {
         let mut state = self.state.lock().unwrap();
         for event in events {
             let revision = event.kv.mod_revision;
             let cached = match event.kind {
-                EventKind::Put => match take_expected(&mut state.expected, &event.kv).or_else(|| decode(&event.kv)) {
-                    Some(object) => {
-                        let object = Arc::new(object);
-                        let previous = state.objects.insert(event.kv.key.clone(), object.clone());
-                        let change = if previous.is_some() { Change::Modified } else { Change::Added };
-                        CacheEvent { change, key: event.kv.key, object, previous, revision }
-                    }
-                    None => continue,
-                },
+                EventKind::Put => {
+                    let Some(served) = served(&event.kv, revision) else { continue };
+                    let object = Arc::new(CachedObject::new(served));
+                    let previous = state.objects.insert(event.kv.key.clone(), object.clone());
+                    let change = if previous.is_some() { Change::Modified } else { Change::Added };
+                    CacheEvent { change, key: event.kv.key, object, previous, revision }
+                }
                 EventKind::Delete => {
                     let Some(previous) = state.objects.remove(&event.kv.key) else { continue };
-                    let mut object = (*previous).clone();
-                    objects::metadata(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
+                    // As upstream: the object as it was last, at the revision of its deletion.
+                    let gone = match &event.prev {
+                        Some(prev) => served(prev, revision),
+                        None => previous.transient_value().and_then(|object| {
+                            let mut object = (*object).clone();
+                            objects::metadata(&mut object)
+                                .insert("resourceVersion".into(), json!(revision.to_string()));
+                            serde_json::to_vec(&object).ok()
+                        }),
+                    };
+                    let Some(gone) = gone else { continue };
                     CacheEvent {
                         change: Change::Deleted,
                         key: event.kv.key,
-                        object: Arc::new(object),
+                        object: Arc::new(CachedObject::new(gone)),
                         previous: Some(previous),
                         revision,
                     }
@@ -250,12 +272,6 @@ impl ResourceCache {
     /// (the history window is the store's compaction window).
     fn trim(&self, compacted: i64) {
         let mut state = self.state.lock().unwrap();
-        let round = state.trim_round;
-        state.expected.retain(|_, list| {
-            list.retain(|e| e.round + 2 > round);
-            !list.is_empty()
-        });
-        state.trim_round += 1;
         while state.history.front().is_some_and(|e| e.revision <= compacted) {
             state.history.pop_front();
         }
@@ -263,7 +279,7 @@ impl ResourceCache {
     }
 
     /// After the store watch broke: the current state again, and every watcher ended (clients watch again).
-    fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: i64) {
+    fn reset(&self, objects: Objects, revision: i64) {
         let mut state = self.state.lock().unwrap();
         state.objects = objects;
         state.history.clear();
@@ -275,27 +291,15 @@ impl ResourceCache {
     }
 }
 
-/// The object handed over for this write, with its resourceVersion.
-fn take_expected(expected: &mut HashMap<String, Vec<Expected>>, kv: &storage::KeyValue) -> Option<Value> {
-    let list = expected.get_mut(&kv.key)?;
-    let position = list.iter().position(|e| e.bytes == kv.value)?;
-    let mut object = list.swap_remove(position).object;
-    if list.is_empty() {
-        expected.remove(&kv.key);
-    }
-    objects::metadata(&mut object).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-    Some(object)
-}
+type Objects = BTreeMap<String, Arc<CachedObject>>;
 
-fn decode(kv: &storage::KeyValue) -> Option<Value> {
-    let mut object: Value = serde_json::from_slice(&kv.value).ok()?;
-    objects::metadata(&mut object).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-    Some(object)
-}
-
-async fn list(store: &DynStore, prefix: &str) -> Result<(BTreeMap<String, Arc<Value>>, i64), storage::StoreError> {
+async fn list(store: &DynStore, prefix: &str) -> Result<(Objects, i64), storage::StoreError> {
     let page = store.range(RangeRequest { prefix: prefix.to_string(), ..Default::default() }).await?;
-    let objects = page.kvs.iter().filter_map(|kv| Some((kv.key.clone(), Arc::new(decode(kv)?)))).collect();
+    let objects = page
+        .kvs
+        .iter()
+        .filter_map(|kv| Some((kv.key.clone(), Arc::new(CachedObject::new(served(kv, kv.mod_revision)?)))))
+        .collect();
     Ok((objects, page.revision))
 }
 

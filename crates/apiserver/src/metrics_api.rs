@@ -426,7 +426,7 @@ pub fn spawn_scraper(state: Arc<State>) {
 async fn scrape_round(state: &Arc<State>) -> Batch {
     let nodes_resource = registry::find("", "v1", "nodes").expect("nodes are registered");
     let nodes = match state.caches.get(nodes_resource) {
-        Some(cache) => cache.snapshot(&objects::prefix(nodes_resource, None)).0,
+        Some(cache) => cache.snapshot(&objects::prefix(nodes_resource, None)).0.iter().filter_map(|n| n.value()).collect(),
         None => Vec::new(),
     };
     let timeout = state.resource_metrics.scrape_timeout();
@@ -747,6 +747,7 @@ fn list(state: &State, target: &Asked<'_>, query: &Query, wanted: Wanted) -> Api
     };
     let core = registry::find("", "v1", if namespaced { "pods" } else { "nodes" }).expect("registered");
     let (objects, _) = cached(state, core.name)?.snapshot(&objects::prefix(core, target.namespace));
+    let objects: Vec<_> = objects.iter().filter_map(|o| o.transient_value()).collect();
     let mut objects: Vec<&Value> = objects.iter().map(|o| &**o).filter(|o| selected(o)).collect();
     let name = |o: &Value, field: &str| o["metadata"][field].as_str().unwrap_or_default().to_string();
     objects.sort_by_key(|o| (name(o, "namespace"), name(o, "name")));

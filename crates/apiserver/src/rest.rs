@@ -2,6 +2,7 @@
 //! entry (scope, verbs, subresources) and its strategy rules in `objects`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use apimachinery::patch::{self, PatchSchema};
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 use storage::{EventKind, KeyValue, RangeRequest, StoreError, WatchMessage};
 use tokio::sync::mpsc;
 
-use crate::cache::{Change, Delivery, Start, Subscription};
+use crate::cache::{CacheEvent, Change, Delivery, Start, Subscription};
 use crate::http::{self, Body, ChannelBody, Query, Wanted};
 use crate::objects::{self, meta_str};
 use crate::revision_slot::{encode_with_slot, RevisionSlot};
@@ -570,8 +571,13 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
             return Err(too_large(at_least));
         }
         let prefix = objects::prefix(request.resource, request.namespace.as_deref());
-        let (objects, revision) = cache.snapshot(&prefix);
+        let (cached, revision) = cache.snapshot(&prefix);
         let metadata = json!({"resourceVersion": revision.to_string()});
+        if filter.is_empty() && request.wanted == Wanted::Json && converts(request).is_none() {
+            return Ok(json_list(request, metadata, &cached, |body, object| body.extend_from_slice(object.served())));
+        }
+        let objects: Vec<Arc<Value>> = cached.iter().filter_map(|o| o.transient_value()).collect();
+        drop(cached);
         if converts(request).is_some() {
             let converted: Vec<Value> = objects.iter().map(|o| to_request_version(request, o).into_owned()).collect();
             let items: Vec<&Value> = converted.iter().filter(|o| filter.matches(o)).collect();
@@ -751,7 +757,7 @@ async fn check_namespace(state: &State, request: &RestRequest) -> Result<()> {
                     state.store.get(&key, 0).await.map_err(store_error)?.ok_or_else(|| {
                         Status::not_found(Target { group: "", resource: "namespaces", name: namespace })
                     })?;
-                std::sync::Arc::new(from_store(&kv)?)
+                Arc::new(from_store(&kv)?)
             }
         };
     if object["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null()) {
@@ -860,18 +866,11 @@ async fn create_object(
     }
     let allocation = if is_service { Some(services::allocate(state, &mut object, &key).await?) } else { None };
     let (stored, slot) = to_store_with_slot(request, &object);
-    // A JSON answer is the stored bytes with the revision put in, so the object itself can go to the watch cache.
+    // A JSON answer is the stored bytes with the revision put in; the decoded object is freed while still hot.
     let slot = slot.filter(|_| request.wanted == Wanted::Json);
-    let mut object = Some(object);
-    let handed = match (&slot, state.caches.get(resource)) {
-        (Some(_), Some(cache)) => object.take().map(|o| (cache, cache.expect(&key, stored.clone(), o))),
-        _ => None,
-    };
+    let object = if slot.is_some() { None } else { Some(object) };
     let created = state.store.create(&key, stored.clone()).await;
     if created.is_err() {
-        if let Some((cache, token)) = handed {
-            cache.withdraw(&key, token);
-        }
         if let Some(allocation) = allocation {
             allocation.release(state).await;
         }
@@ -880,11 +879,11 @@ async fn create_object(
         StoreError::AlreadyExists { .. } => Status::already_exists(request.target(&name)),
         other => store_error(other),
     })?;
-    if let Some(slot) = slot {
-        return Ok(http::respond(StatusCode::CREATED, "application/json", slot.fill(&stored, revision)));
+    match (slot, object) {
+        (Some(slot), _) => Ok(http::respond(StatusCode::CREATED, "application/json", slot.fill(&stored, revision))),
+        (None, Some(object)) => Ok(object_response(request, StatusCode::CREATED, &with_revision(object, revision))),
+        (None, None) => unreachable!("the object is kept whenever there is no slot"),
     }
-    let object = object.expect("the object goes to the cache only when the answer is the filled slot");
-    Ok(object_response(request, StatusCode::CREATED, &with_revision(object, revision)))
 }
 
 fn is_services(resource: &Resource) -> bool {
@@ -1576,6 +1575,17 @@ fn event_line(request: &RestRequest, kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// [`event_line`] around an object's JSON as served.
+fn served_event_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b",\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\"}\n");
+    Bytes::from(line)
+}
+
 fn bookmark(request: &RestRequest, revision: i64, initial_events_end: bool) -> Value {
     let mut metadata = json!({"resourceVersion": revision.to_string()});
     if initial_events_end {
@@ -1628,6 +1638,21 @@ impl WatchContext {
             },
         };
         Some(event_line(&self.request, kind, object))
+    }
+
+    /// [`Self::line`] of a cache event: a plain JSON watch copies the cached JSON, others look into the object.
+    fn cached_line(&self, event: &CacheEvent) -> Option<Bytes> {
+        if self.filter.is_empty() && self.request.wanted == Wanted::Json && converts(&self.request).is_none() {
+            let kind = match event.change {
+                Change::Added => "ADDED",
+                Change::Modified => "MODIFIED",
+                Change::Deleted => "DELETED",
+            };
+            return Some(served_event_line(kind, event.object.served()));
+        }
+        let object = event.object.value()?;
+        let previous = event.previous.as_ref().and_then(|p| p.value());
+        self.line(event.change, &object, previous.as_deref())
     }
 
     fn error(&self, status: &Status) -> Bytes {
@@ -1729,7 +1754,7 @@ async fn stream_from_cache(
 ) {
     let Subscription { initial, revision, mut live } = subscription;
     for event in &initial {
-        if let Some(line) = context.line(event.change, &event.object, event.previous.as_deref()) {
+        if let Some(line) = context.cached_line(event) {
             if tx.send(line).await.is_err() {
                 return;
             }
@@ -1748,7 +1773,7 @@ async fn stream_from_cache(
         let line = match delivery {
             // The cache ended this watcher (it fell behind, or the cache re-listed): the client watches again.
             None => return,
-            Some(Delivery::Event(event)) => context.line(event.change, &event.object, event.previous.as_deref()),
+            Some(Delivery::Event(event)) => context.cached_line(&event),
             Some(Delivery::Progress(revision)) => (context.bookmarks && last_bookmark.elapsed() >= BOOKMARK_INTERVAL)
                 .then(|| {
                     last_bookmark = tokio::time::Instant::now();
