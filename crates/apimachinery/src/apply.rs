@@ -166,66 +166,92 @@ impl Node {
         }
         Value::Object(map)
     }
+}
 
-    /// `field_set(object, schema)` as a tree, made without the set's per-path copies (every create records one).
-    fn of_object(object: &Value, schema: &PatchSchema) -> Node {
-        let mut root = Node::default();
-        let Some(map) = object.as_object() else { return root };
-        for (key, value) in map {
-            if UNOWNED_TOP.contains(&key.as_str()) {
+/// `field_set(object, schema).to_fields_v1()`, built directly: every create records one, and the set's per-path
+/// copies and the intermediate tree cost more than the rest of a create's managedFields.
+fn fields_v1_of_object(object: &Value, schema: &PatchSchema) -> Map<String, Value> {
+    let mut root = Map::new();
+    let Some(map) = object.as_object() else { return root };
+    for (key, value) in map {
+        if UNOWNED_TOP.contains(&key.as_str()) {
+            continue;
+        }
+        let info = schema.apply_field(key);
+        if key == "metadata" {
+            let Some(meta) = value.as_object() else { continue };
+            let mut kept = meta.iter().filter(|(k, _)| !UNOWNED_META.contains(&k.as_str())).peekable();
+            if kept.peek().is_none() {
                 continue;
             }
-            let info = schema.apply_field(key);
-            if key == "metadata" {
-                let Some(meta) = value.as_object() else { continue };
-                let mut kept = meta.iter().filter(|(k, _)| !UNOWNED_META.contains(&k.as_str())).peekable();
-                if kept.peek().is_none() {
-                    continue;
+            let fields = match info.atomic_map {
+                true => Map::new(),
+                false => kept.map(|(k, v)| (field_element(k), fields_v1_of_value(v, &info.schema.apply_field(k)))).collect(),
+            };
+            root.insert(field_element(key), Value::Object(fields));
+        } else {
+            root.insert(field_element(key), fields_v1_of_value(value, &info));
+        }
+    }
+    root
+}
+
+/// The `FieldsV1` node of a member field: `{}` for a leaf, its children otherwise.
+fn fields_v1_of_value(value: &Value, info: &ApplyField) -> Value {
+    let fields = match value {
+        Value::Object(map) if !info.atomic_map && !map.is_empty() => fields_v1_of_map(map, &info.schema),
+        Value::Array(items) if !items.is_empty() => match info.list {
+            ListType::Atomic => Map::new(),
+            ListType::Set => items.iter().map(|item| (format!("v:{item}"), Value::Object(Map::new()))).collect(),
+            ListType::Map(keys) => {
+                let elements: Option<Vec<String>> = items.iter().map(|item| key_element(item, keys)).collect();
+                let Some(elements) = elements else { return Value::Object(Map::new()) };
+                let mut fields = Map::new();
+                for (item, element) in items.iter().zip(elements) {
+                    let mut children = item.as_object().map(|m| fields_v1_of_map(m, &info.schema)).unwrap_or_default();
+                    // An element is a member of its own, besides its fields.
+                    if !children.is_empty() {
+                        children.insert(".".into(), Value::Object(Map::new()));
+                    }
+                    merge_fields_v1(fields.entry(element).or_insert_with(|| Value::Object(Map::new())), children);
                 }
-                let node = root.child(format!("f:{key}"));
-                if info.atomic_map {
-                    node.member = true;
-                } else {
-                    kept.for_each(|(k, v)| node.child(format!("f:{k}")).add_value(v, &info.schema.apply_field(k)));
-                }
-            } else {
-                root.child(format!("f:{key}")).add_value(value, &info);
+                fields
+            }
+        },
+        _ => Map::new(),
+    };
+    Value::Object(fields)
+}
+
+fn fields_v1_of_map(map: &Map<String, Value>, schema: &PatchSchema) -> Map<String, Value> {
+    map.iter().map(|(key, value)| (field_element(key), fields_v1_of_value(value, &schema.apply_field(key)))).collect()
+}
+
+/// Merges the node of a second list element with the same key into the first's: `{}` is a member without
+/// children, and a member that also has children says so with ".".
+fn merge_fields_v1(into: &mut Value, other: Map<String, Value>) {
+    let Value::Object(into) = into else { return };
+    let was_leaf = into.is_empty();
+    let other_leaf = other.is_empty();
+    for (key, value) in other {
+        match (into.get_mut(&key), value) {
+            (Some(existing), Value::Object(children)) => merge_fields_v1(existing, children),
+            (_, value) => {
+                into.insert(key, value);
             }
         }
-        root
     }
+    if (was_leaf || other_leaf) && !into.is_empty() {
+        into.insert(".".into(), Value::Object(Map::new()));
+    }
+}
 
-    /// [`walk_value`] into a tree.
-    fn add_value(&mut self, value: &Value, info: &ApplyField) {
-        match value {
-            Value::Object(map) if !info.atomic_map && !map.is_empty() => self.add_object(map, &info.schema),
-            Value::Array(items) if !items.is_empty() => match info.list {
-                ListType::Atomic => self.member = true,
-                ListType::Set => items.iter().for_each(|item| self.child(format!("v:{item}")).member = true),
-                ListType::Map(keys) => {
-                    let elements: Option<Vec<String>> = items.iter().map(|item| key_element(item, keys)).collect();
-                    let Some(elements) = elements else {
-                        self.member = true;
-                        return;
-                    };
-                    for (item, element) in items.iter().zip(elements) {
-                        let node = self.child(element);
-                        node.member = true;
-                        if let Some(map) = item.as_object() {
-                            node.add_object(map, &info.schema);
-                        }
-                    }
-                }
-            },
-            _ => self.member = true,
-        }
-    }
-
-    fn add_object(&mut self, map: &Map<String, Value>, schema: &PatchSchema) {
-        for (key, value) in map {
-            self.child(format!("f:{key}")).add_value(value, &schema.apply_field(key));
-        }
-    }
+/// `f:name`, without the formatting machinery (a create makes one per field).
+fn field_element(key: &str) -> String {
+    let mut element = String::with_capacity(key.len() + 2);
+    element.push_str("f:");
+    element.push_str(key);
+    element
 }
 
 /// The fields an object (an applied configuration, or an object as written) sets, with list types from `schema`.
@@ -238,7 +264,7 @@ pub fn field_set(object: &Value, schema: &PatchSchema) -> FieldSet {
             continue;
         }
         let info = schema.apply_field(key);
-        prefix.push(format!("f:{key}"));
+        prefix.push(field_element(key));
         if key == "metadata" {
             if let Some(meta) = value.as_object() {
                 let kept: Map<String, Value> = meta
@@ -261,7 +287,7 @@ pub fn field_set(object: &Value, schema: &PatchSchema) -> FieldSet {
 fn walk_object(map: &Map<String, Value>, schema: &PatchSchema, prefix: &mut FieldPath, set: &mut FieldSet) {
     for (key, value) in map {
         let info = schema.apply_field(key);
-        prefix.push(format!("f:{key}"));
+        prefix.push(field_element(key));
         walk_value(value, &info, prefix, set);
         prefix.pop();
     }
@@ -308,19 +334,29 @@ fn key_value(item: &Map<String, Value>, key: &str) -> Option<Value> {
     }
 }
 
-/// `k:{...}` of a list-map element, or `None` when it is not an object or lacks every key.
+/// `k:{...}` of a list-map element, or `None` when it is not an object or lacks every key. Written directly, keys
+/// in order as a JSON object prints them: a create makes one per container, port, env var, mount…
 fn key_element(item: &Value, keys: &[String]) -> Option<String> {
     let map = item.as_object()?;
-    let mut key_map = Map::new();
-    for key in keys {
-        if let Some(value) = key_value(map, key) {
-            key_map.insert(key.clone(), value);
-        }
-    }
-    if key_map.is_empty() || keys.iter().all(|k| !map.contains_key(k)) {
+    if keys.iter().all(|k| !map.contains_key(k)) {
         return None;
     }
-    Some(format!("k:{}", Value::Object(key_map)))
+    let mut present: Vec<(&str, Value)> =
+        keys.iter().filter_map(|k| key_value(map, k).map(|v| (k.as_str(), v))).collect();
+    present.sort_by(|a, b| a.0.cmp(b.0));
+    present.dedup_by(|a, b| a.0 == b.0);
+    let mut out = Vec::with_capacity(32);
+    out.extend_from_slice(b"k:{");
+    for (i, (key, value)) in present.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key).ok()?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, value).ok()?;
+    }
+    out.push(b'}');
+    String::from_utf8(out).ok()
 }
 
 /// Whether list element `item` is the one `element` (`k:…` or `v:…`) names.
@@ -664,12 +700,12 @@ pub fn record_update_subresource(
 
 /// [`record_update_subresource`] of a new object: the writer owns every field it sets, in the one entry.
 fn record_create(new: &mut Value, manager: &str, subresource: &str, schema: &PatchSchema) {
-    let fields = Node::of_object(new, schema);
+    let fields = fields_v1_of_object(new, schema);
     let api_version = new["apiVersion"].as_str().unwrap_or_default().to_owned();
     let Some(root) = new.as_object_mut() else { return };
     let metadata = root.entry("metadata").or_insert_with(|| json!({}));
     let Some(metadata) = metadata.as_object_mut() else { return };
-    if fields.children.is_empty() {
+    if fields.is_empty() {
         metadata.remove("managedFields");
         return;
     }
@@ -679,7 +715,7 @@ fn record_create(new: &mut Value, manager: &str, subresource: &str, schema: &Pat
     entry.insert("apiVersion".into(), json!(api_version));
     entry.insert("time".into(), json!(now()));
     entry.insert("fieldsType".into(), json!("FieldsV1"));
-    entry.insert("fieldsV1".into(), fields.into_value());
+    entry.insert("fieldsV1".into(), Value::Object(fields));
     if !subresource.is_empty() {
         entry.insert("subresource".into(), json!(subresource));
     }
@@ -910,7 +946,7 @@ mod tests {
         ];
         for pod in pods {
             let expected = field_set(&pod, &schema).to_fields_v1();
-            assert_eq!(Node::of_object(&pod, &schema).into_value(), expected, "{pod}");
+            assert_eq!(Value::Object(fields_v1_of_object(&pod, &schema)), expected, "{pod}");
             let mut created = pod.clone();
             record_update(None, &mut created, "m", &schema);
             let entries = managed_fields(&created);
