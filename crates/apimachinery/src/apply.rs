@@ -213,7 +213,12 @@ fn fields_v1_of_value(value: &Value, info: &ApplyField) -> Value {
                     if !children.is_empty() {
                         children.insert(".".into(), Value::Object(Map::new()));
                     }
-                    merge_fields_v1(fields.entry(element).or_insert_with(|| Value::Object(Map::new())), children);
+                    match fields.entry(element) {
+                        serde_json::map::Entry::Vacant(vacant) => {
+                            vacant.insert(Value::Object(children));
+                        }
+                        serde_json::map::Entry::Occupied(mut occupied) => merge_fields_v1(occupied.get_mut(), children),
+                    }
                 }
                 fields
             }

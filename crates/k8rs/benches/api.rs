@@ -16,7 +16,7 @@ use storage::Store;
 use tokio::net::TcpStream;
 
 const CLIENTS: usize = 16;
-const CREATES_PER_CLIENT: usize = 200;
+const CREATES_PER_CLIENT: usize = 500;
 /// Rounds of (API JSON, API protobuf, raw store) creates, taking turns so that the machine's noise hits all three.
 const CREATE_ROUNDS: usize = 3;
 const LIST_PODS: usize = 10_000;
