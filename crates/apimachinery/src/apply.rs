@@ -184,9 +184,10 @@ fn fields_v1_of_object(object: &Value, schema: &PatchSchema) -> Map<String, Valu
             if kept.peek().is_none() {
                 continue;
             }
-            let fields = match info.atomic_map {
-                true => Map::new(),
-                false => kept.map(|(k, v)| (field_element(k), fields_v1_of_value(v, &info.schema.apply_field(k)))).collect(),
+            let fields = if info.atomic_map {
+                Map::new()
+            } else {
+                kept.map(|(k, v)| (field_element(k), fields_v1_of_value(v, &info.schema.apply_field(k)))).collect()
             };
             root.insert(field_element(key), Value::Object(fields));
         } else {

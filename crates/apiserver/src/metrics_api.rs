@@ -426,7 +426,9 @@ pub fn spawn_scraper(state: Arc<State>) {
 async fn scrape_round(state: &Arc<State>) -> Batch {
     let nodes_resource = registry::find("", "v1", "nodes").expect("nodes are registered");
     let nodes = match state.caches.get(nodes_resource) {
-        Some(cache) => cache.snapshot(&objects::prefix(nodes_resource, None)).0.iter().filter_map(|n| n.value()).collect(),
+        Some(cache) => {
+            cache.snapshot(&objects::prefix(nodes_resource, None)).0.iter().filter_map(|n| n.value()).collect()
+        }
         None => Vec::new(),
     };
     let timeout = state.resource_metrics.scrape_timeout();

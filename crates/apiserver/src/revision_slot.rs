@@ -123,12 +123,13 @@ impl<'a> Scanner<'a> {
         self.expect(b'"')?;
         let start = self.at;
         loop {
+            // Objects are mostly strings: jump to the next quote or escape rather than step byte by byte.
+            self.at += memchr::memchr2(b'"', b'\\', self.bytes.get(self.at..)?)?;
             match self.next()? {
                 b'\\' => {
                     self.next()?;
                 }
-                b'"' => return Some(&self.bytes[start..self.at - 1]),
-                _ => {}
+                _ => return Some(&self.bytes[start..self.at - 1]),
             }
         }
     }
