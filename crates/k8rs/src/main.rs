@@ -134,4 +134,3 @@ fn sqlite_files_size(path: &Path) -> u64 {
         })
         .sum()
 }
-
