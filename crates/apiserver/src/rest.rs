@@ -279,9 +279,8 @@ fn object_response(request: &RestRequest, code: StatusCode, object: &Value) -> R
         Wanted::Table => {
             let include = IncludeObject::parse(request.query.get("includeObject")).unwrap_or(IncludeObject::Metadata);
             let rv = meta_str(object, "resourceVersion").unwrap_or_default();
-            let table =
-                table::table(request.resource, std::slice::from_ref(object), json!({"resourceVersion": rv}), include);
-            http::json(code, &table)
+            let metadata = json!({"resourceVersion": rv});
+            http::respond(code, "application/json", table::table_json(request.resource, &[object], &metadata, include))
         }
         Wanted::Yaml => match serde_saphyr::to_string(object) {
             Ok(yaml) => http::respond(code, "application/yaml", yaml),
@@ -521,7 +520,8 @@ fn list_response<V: std::borrow::Borrow<Value>>(
     match request.wanted {
         Wanted::Table => {
             let include = IncludeObject::parse(request.query.get("includeObject")).map_err(Status::bad_request)?;
-            Ok(http::json(StatusCode::OK, &table::table(request.resource, items, metadata, include)))
+            let table = table::table_json(request.resource, items, &metadata, include);
+            Ok(http::respond(StatusCode::OK, "application/json", table))
         }
         Wanted::Yaml => {
             let items: Vec<&Value> = items.iter().map(|i| i.borrow()).collect();
@@ -1556,15 +1556,11 @@ async fn delete_collection(state: &State, request: &RestRequest) -> Result<Respo
 
 /// One watch event as a line of the stream (a one-row Table when the client asked for Tables).
 fn event_line(request: &RestRequest, kind: &str, object: &Value) -> Bytes {
-    let table;
-    let object = if request.wanted == Wanted::Table {
+    if request.wanted == Wanted::Table {
         let include = IncludeObject::parse(request.query.get("includeObject")).unwrap_or(IncludeObject::Metadata);
-        let rv = meta_str(object, "resourceVersion").unwrap_or_default();
-        table = table::table(request.resource, std::slice::from_ref(object), json!({"resourceVersion": rv}), include);
-        &table
-    } else {
-        object
-    };
+        let metadata = json!({"resourceVersion": meta_str(object, "resourceVersion").unwrap_or_default()});
+        return served_event_line(kind, &table::table_json(request.resource, &[object], &metadata, include));
+    }
     // `{"object":…,"type":…}` written around the object where it is: every watcher of an event writes it.
     let mut line = Vec::with_capacity(4096);
     line.extend_from_slice(b"{\"object\":");

@@ -1358,25 +1358,67 @@ fn row_conditions(resource: &Resource, object: &Value) -> Option<Value> {
     Some(json!([{"type": "Completed", "status": "True", "reason": reason, "message": message}]))
 }
 
-fn row_object(object: &Value, include: IncludeObject) -> Value {
-    match include {
-        IncludeObject::None => Value::Null,
-        IncludeObject::Object => object.clone(),
-        IncludeObject::Metadata => json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        }),
+/// The object a row embeds, borrowed from the listed object: a list of 10,000 rows copies no metadata.
+enum RowObject<'a> {
+    None,
+    Whole(&'a Value),
+    Metadata(Option<&'a Value>),
+}
+
+impl serde::Serialize for RowObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            RowObject::None => serializer.serialize_none(),
+            RowObject::Whole(object) => object.serialize(serializer),
+            RowObject::Metadata(metadata) => {
+                let mut map = serializer.serialize_map(Some(3))?;
+                map.serialize_entry("apiVersion", "meta.k8s.io/v1")?;
+                map.serialize_entry("kind", "PartialObjectMetadata")?;
+                match metadata {
+                    Some(metadata) => map.serialize_entry("metadata", metadata)?,
+                    None => map.serialize_entry("metadata", &serde_json::Map::new())?,
+                }
+                map.end()
+            }
+        }
     }
 }
 
-/// A Table of `objects`, with the list's metadata (resourceVersion, continue, remainingItemCount).
-pub fn table<V: std::borrow::Borrow<Value>>(
+/// One row, its fields in the order a JSON object of them prints.
+#[derive(serde::Serialize)]
+struct Row<'a> {
+    cells: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conditions: Option<Value>,
+    #[serde(skip_serializing_if = "RowObject::is_none")]
+    object: RowObject<'a>,
+}
+
+impl RowObject<'_> {
+    fn is_none(&self) -> bool {
+        matches!(self, RowObject::None | RowObject::Whole(Value::Null))
+    }
+}
+
+fn row<'a>(resource: &Resource, cells: Cells, object: &'a Value, now: SystemTime, include: IncludeObject) -> Row<'a> {
+    let embedded = match include {
+        IncludeObject::None => RowObject::None,
+        IncludeObject::Object => RowObject::Whole(object),
+        IncludeObject::Metadata => RowObject::Metadata(object.get("metadata")),
+    };
+    Row { cells: cells(object, now), conditions: row_conditions(resource, object), object: embedded }
+}
+
+/// A Table of `objects`, with the list's metadata (resourceVersion, continue, remainingItemCount), written as
+/// JSON row by row.
+pub fn table_json<V: std::borrow::Borrow<Value>>(
     resource: &Resource,
     objects: &[V],
-    list_metadata: Value,
+    list_metadata: &Value,
     include: IncludeObject,
-) -> Value {
+) -> Vec<u8> {
+    const WRITES: &str = "writing JSON to a Vec cannot fail";
     let now = SystemTime::now();
     let (columns, cells) = printer(resource);
     let definitions: Vec<Value> = columns
@@ -1391,28 +1433,31 @@ pub fn table<V: std::borrow::Borrow<Value>>(
             })
         })
         .collect();
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|object| {
-            let object = object.borrow();
-            let mut row = json!({"cells": cells(object, now)});
-            if let Some(conditions) = row_conditions(resource, object) {
-                row["conditions"] = conditions;
-            }
-            let embedded = row_object(object, include);
-            if !embedded.is_null() {
-                row["object"] = embedded;
-            }
-            row
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_metadata,
-        "columnDefinitions": definitions,
-        "rows": rows,
-    })
+    let mut out = Vec::new();
+    out.extend_from_slice(br#"{"apiVersion":"meta.k8s.io/v1","columnDefinitions":"#);
+    serde_json::to_writer(&mut out, &definitions).expect(WRITES);
+    out.extend_from_slice(br#","kind":"Table","metadata":"#);
+    serde_json::to_writer(&mut out, list_metadata).expect(WRITES);
+    out.extend_from_slice(br#","rows":["#);
+    for (i, object) in objects.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &row(resource, cells, object.borrow(), now, include)).expect(WRITES);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// [`table_json`] as a value.
+#[cfg(test)]
+fn table<V: std::borrow::Borrow<Value>>(
+    resource: &Resource,
+    objects: &[V],
+    list_metadata: Value,
+    include: IncludeObject,
+) -> Value {
+    serde_json::from_slice(&table_json(resource, objects, &list_metadata, include)).expect("tables are JSON")
 }
 
 #[cfg(test)]
