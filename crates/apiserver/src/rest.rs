@@ -866,10 +866,11 @@ async fn create_object(
     }
     let allocation = if is_service { Some(services::allocate(state, &mut object, &key).await?) } else { None };
     let (stored, slot) = to_store_with_slot(request, &object);
-    // A JSON answer is the stored bytes with the revision put in; the decoded object is freed while still hot.
+    // A JSON answer is the stored bytes with the revision put in; the decoded object is then freed, while still
+    // hot, as the store writes (the write is handed over when the join first polls it).
     let slot = slot.filter(|_| request.wanted == Wanted::Json);
-    let object = if slot.is_some() { None } else { Some(object) };
-    let created = state.store.create(&key, stored.clone()).await;
+    let (object, spent) = if slot.is_some() { (None, Some(object)) } else { (Some(object), None) };
+    let (created, ()) = tokio::join!(state.store.create(&key, stored.clone()), async { drop(spent) });
     if created.is_err() {
         if let Some(allocation) = allocation {
             allocation.release(state).await;

@@ -306,12 +306,13 @@ impl WriterState {
                 _ => None,
             })
             .collect();
+        // Writers are answered first: they wait on this thread, watchers are fed through their own queues.
+        for (request, result) in batch.into_iter().zip(results) {
+            let _ = request.reply.send(result);
+        }
         self.hub.publish(&events);
         if maintenance {
             self.maintenance();
-        }
-        for (request, result) in batch.into_iter().zip(results) {
-            let _ = request.reply.send(result);
         }
     }
 
