@@ -306,13 +306,13 @@ impl WriterState {
                 _ => None,
             })
             .collect();
-        // Writers are answered first: they wait on this thread, watchers are fed through their own queues.
-        for (request, result) in batch.into_iter().zip(results) {
-            let _ = request.reply.send(result);
-        }
+        // Published before writers are answered: a watcher's progress must cover every acknowledged write.
         self.hub.publish(&events);
         if maintenance {
             self.maintenance();
+        }
+        for (request, result) in batch.into_iter().zip(results) {
+            let _ = request.reply.send(result);
         }
     }
 
