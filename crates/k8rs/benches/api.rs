@@ -15,6 +15,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use storage::Store;
 use tokio::net::TcpStream;
 
+/// The server's allocator, so that the raw store (whose SQLite allocates through it) runs as the server's does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CLIENTS: usize = 16;
 const CREATES_PER_CLIENT: usize = 500;
 /// Rounds of (API JSON, API protobuf, raw store) creates, taking turns so that the machine's noise hits all three.

@@ -10,6 +10,7 @@ pub mod etcd;
 mod hub;
 pub mod memory;
 pub mod sqlite;
+mod sqlite_memory;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -110,6 +110,7 @@ fn backend(error: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens the store in `path`, creating it if the file does not exist (or is empty).
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        crate::sqlite_memory::use_global_allocator();
         let path = path.as_ref().to_path_buf();
         let corrupt = |reason: String| StoreError::Corrupt { path: path.clone(), reason };
         let writer = open_connection(&path).map_err(|e| corrupt(e.to_string()))?;
