@@ -94,7 +94,7 @@ pub fn human_duration(seconds: i64) -> String {
 /// Five characters from upstream's alphabet for generated names (no vowels, no confusable characters).
 pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    random_bytes::<5>().iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    id_bytes::<5>().iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
 /// Bytes from the operating system's random source.
@@ -105,9 +105,28 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Unpredictable bytes for names and UIDs, without a system call each: SipHash keyed once per thread from the
+/// operating system's random source (std's `RandomState`), over a counter. Secrets take `random_bytes`.
+fn id_bytes<const N: usize>() -> [u8; N] {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, RandomState};
+    thread_local! {
+        static GENERATOR: (RandomState, Cell<u64>) = (RandomState::new(), Cell::new(0));
+    }
+    GENERATOR.with(|(key, counter)| {
+        let mut bytes = [0; N];
+        for chunk in bytes.chunks_mut(8) {
+            let n = counter.get();
+            counter.set(n.wrapping_add(1));
+            chunk.copy_from_slice(&key.hash_one(n).to_le_bytes()[..chunk.len()]);
+        }
+        bytes
+    })
+}
+
 /// A random (version 4) UUID for `metadata.uid`.
 pub fn new_uid() -> String {
-    uuid::Builder::from_random_bytes(random_bytes()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(id_bytes()).into_uuid().to_string()
 }
 
 /// The rule an object's name must follow.
@@ -207,6 +226,19 @@ pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn uids_and_suffixes_do_not_repeat_across_threads() {
+        let draw = || (0..5000).map(|_| (new_uid(), random_suffix())).collect::<Vec<_>>();
+        let other = std::thread::spawn(draw).join().unwrap();
+        let mine = draw();
+        let uids: std::collections::HashSet<&String> = mine.iter().chain(&other).map(|(uid, _)| uid).collect();
+        assert_eq!(uids.len(), 10_000);
+        assert!(mine.iter().all(|(uid, _)| uuid::Uuid::parse_str(uid).unwrap().get_version_num() == 4));
+        // 27^5 suffixes: 10,000 draws repeat a handful at most, not whole runs.
+        let suffixes: std::collections::HashSet<&String> = mine.iter().chain(&other).map(|(_, s)| s).collect();
+        assert!(suffixes.len() > 9_900, "{} distinct suffixes", suffixes.len());
+    }
 
     #[test]
     fn ages_read_as_kubectl_shows_them() {

@@ -839,11 +839,13 @@ async fn create_object(
     }
     prepare_for_create(resource, &mut object);
     defaults::apply(resource.group, resource.version, resource.kind, &mut object);
+    // As upstream: the client's (defaulted) fields are its managed fields; what admission adds next (a pod's
+    // tolerations, its ServiceAccount token volume and mounts) belongs to no manager.
+    track_update(request, None, &mut object);
     if resource.group.is_empty() && resource.kind == "Pod" {
         defaults::admit_pod_create(&mut object);
         crate::serviceaccounts::admit_pod(state, request.namespace.as_deref().unwrap_or_default(), &mut object).await?;
     }
-    track_update(request, None, &mut object);
     let causes = validation::validate(resource.group, resource.version, resource.kind, &object, None);
     if !causes.is_empty() {
         return Err(Status::invalid(resource.kind, resource.group, &name, causes));
