@@ -814,19 +814,22 @@ async fn create_object(
     warnings.extend(field_validation(request, &mut object)?);
     let resource = request.resource;
     let metadata = objects::metadata(&mut object);
-    let name =
-        match (metadata.get("name").and_then(Value::as_str), metadata.get("generateName").and_then(Value::as_str)) {
-            (Some(name), _) if !name.is_empty() => name.to_string(),
-            (_, Some(base)) if !base.is_empty() => format!("{base}{}", objects::random_suffix()),
-            _ => {
-                return Err(Status::invalid(
-                    resource.kind,
-                    resource.group,
-                    "",
-                    vec![StatusCause::required("metadata.name")],
-                ))
-            }
-        };
+    let generate_name = match metadata.get("name").and_then(Value::as_str) {
+        Some(name) if !name.is_empty() => None,
+        _ => metadata.get("generateName").and_then(Value::as_str).filter(|base| !base.is_empty()).map(String::from),
+    };
+    let mut name = match (metadata.get("name").and_then(Value::as_str), generate_name.as_deref()) {
+        (Some(name), _) if !name.is_empty() => name.to_string(),
+        (_, Some(base)) => format!("{base}{}", objects::random_suffix()),
+        _ => {
+            return Err(Status::invalid(
+                resource.kind,
+                resource.group,
+                "",
+                vec![StatusCause::required("metadata.name")],
+            ))
+        }
+    };
     metadata.insert("name".into(), json!(name));
     metadata.insert("uid".into(), json!(objects::new_uid()));
     metadata.insert("creationTimestamp".into(), json!(objects::timestamp(SystemTime::now())));
@@ -859,35 +862,52 @@ async fn create_object(
         }
     }
     check_namespace(state, request).await?;
-    let key = request.key(&name);
     if request.dry_run() {
-        if state.store.get(&key, 0).await.map_err(store_error)?.is_some() {
+        if state.store.get(&request.key(&name), 0).await.map_err(store_error)?.is_some() {
             return Err(Status::already_exists(request.target(&name)));
         }
         return Ok(object_response(request, StatusCode::CREATED, &object));
     }
-    let allocation = if is_service { Some(services::allocate(state, &mut object, &key).await?) } else { None };
-    let (stored, slot) = to_store_with_slot(request, &object);
-    // A JSON answer is the stored bytes with the revision put in; the decoded object is then freed, while still
-    // hot, as the store writes (the write is handed over when the join first polls it).
-    let slot = slot.filter(|_| request.wanted == Wanted::Json);
-    let (object, spent) = if slot.is_some() { (None, Some(object)) } else { (Some(object), None) };
-    let (created, ()) = tokio::join!(state.store.create(&key, stored.clone()), async { drop(spent) });
-    if created.is_err() {
-        if let Some(allocation) = allocation {
-            allocation.release(state).await;
+    let mut attempt = 0;
+    loop {
+        let key = request.key(&name);
+        let allocation = if is_service { Some(services::allocate(state, &mut object, &key).await?) } else { None };
+        let (stored, slot) = to_store_with_slot(request, &object);
+        // A JSON answer is the stored bytes with the revision put in; the decoded object is then freed, while still
+        // hot, as the store writes (the write is handed over when the join first polls it). A generated name may
+        // be taken already, and the object is then written again under another.
+        let slot = slot.filter(|_| request.wanted == Wanted::Json);
+        let (kept, spent) =
+            if slot.is_some() && generate_name.is_none() { (None, Some(object)) } else { (Some(object), None) };
+        let (created, ()) = tokio::join!(state.store.create(&key, stored.clone()), async { drop(spent) });
+        if created.is_err() {
+            if let Some(allocation) = allocation {
+                allocation.release(state).await;
+            }
         }
-    }
-    let revision = created.map_err(|e| match e {
-        StoreError::AlreadyExists { .. } => Status::already_exists(request.target(&name)),
-        other => store_error(other),
-    })?;
-    match (slot, object) {
-        (Some(slot), _) => Ok(http::respond(StatusCode::CREATED, "application/json", slot.fill(&stored, revision))),
-        (None, Some(object)) => Ok(object_response(request, StatusCode::CREATED, &with_revision(object, revision))),
-        (None, None) => unreachable!("the object is kept whenever there is no slot"),
+        let (revision, kept) = match (created, kept) {
+            (Err(StoreError::AlreadyExists { .. }), Some(again)) if attempt < GENERATE_NAME_RETRIES => {
+                let Some(base) = &generate_name else { unreachable!("only generated names are tried again") };
+                attempt += 1;
+                name = format!("{base}{}", objects::random_suffix());
+                object = again;
+                objects::metadata(&mut object).insert("name".into(), json!(name));
+                continue;
+            }
+            (Err(StoreError::AlreadyExists { .. }), _) => return Err(Status::already_exists(request.target(&name))),
+            (Err(other), _) => return Err(store_error(other)),
+            (Ok(revision), kept) => (revision, kept),
+        };
+        return match (slot, kept) {
+            (Some(slot), _) => Ok(http::respond(StatusCode::CREATED, "application/json", slot.fill(&stored, revision))),
+            (None, Some(object)) => Ok(object_response(request, StatusCode::CREATED, &with_revision(object, revision))),
+            (None, None) => unreachable!("the object is kept whenever there is no slot"),
+        };
     }
 }
+
+/// Names generated for one create before it answers 409 (upstream's RetryGenerateName: seven more tries).
+const GENERATE_NAME_RETRIES: usize = 7;
 
 fn is_services(resource: &Resource) -> bool {
     resource.group.is_empty() && resource.name == "services"
