@@ -2,7 +2,9 @@
 //! store backend, lists of 10,000 pods (JSON and Table), one event delivered to 1,000 watchers, and the server's
 //! memory idle and holding 10,000 pods.
 //!
-//! `cargo bench -p k8rs --bench api`. It starts the release `k8rs server` itself on a free loopback port.
+//! `cargo bench -p k8rs --bench api`. It starts the release `k8rs server` itself on a free loopback port. The creates
+//! are driven twice: by h2load (Debian's `nghttp2-client`), a lean load generator, and by a Rust client (hyper and
+//! rustls); both share the machine's cores with the server.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,14 +32,24 @@ const WATCHERS: usize = 1_000;
 const WATCH_CONNECTIONS: usize = 10;
 
 fn pod(name: &str) -> String {
+    pod_named("name", name)
+}
+
+/// The benchmark's pod with `metadata.<field>` (`name` or `generateName`) set to `value`.
+fn pod_named(field: &str, value: &str) -> String {
     format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"app":"bench","tier":"web"}}}},"spec":{{"containers":[{{"name":"app","image":"registry.local/app:1.2.3","ports":[{{"containerPort":8080,"protocol":"TCP"}}],"resources":{{"requests":{{"cpu":"100m","memory":"64Mi"}},"limits":{{"memory":"128Mi"}}}},"env":[{{"name":"MODE","value":"production"}}]}}],"restartPolicy":"Always","terminationGracePeriodSeconds":30}}}}"#
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"{field}":"{value}","labels":{{"app":"bench","tier":"web"}}}},"spec":{{"containers":[{{"name":"app","image":"registry.local/app:1.2.3","ports":[{{"containerPort":8080,"protocol":"TCP"}}],"resources":{{"requests":{{"cpu":"100m","memory":"64Mi"}},"limits":{{"memory":"128Mi"}}}},"env":[{{"name":"MODE","value":"production"}}]}}],"restartPolicy":"Always","terminationGracePeriodSeconds":30}}}}"#
     )
 }
 
 /// The same pod as [`pod`] in Kubernetes protobuf, as kubectl 1.32+ sends typed creates: the `k8s\0` magic and a
 /// `runtime.Unknown` envelope around the `generated.proto` encoding of the Pod.
 fn pod_protobuf(name: &str) -> Vec<u8> {
+    pod_protobuf_named(1, name)
+}
+
+/// [`pod_protobuf`] with ObjectMeta field `field` (1 name, 2 generateName) set to `value`.
+fn pod_protobuf_named(field: u64, value: &str) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push(v as u8 | 0x80);
@@ -71,7 +83,7 @@ fn pod_protobuf(name: &str) -> Vec<u8> {
     }
     let quantity = |q: &str| message(|m| bytes(m, 1, q.as_bytes()));
     let metadata = message(|m| {
-        bytes(m, 1, name.as_bytes());
+        bytes(m, field, value.as_bytes());
         entry(m, 11, "app", b"bench");
         entry(m, 11, "tier", b"web");
     });
@@ -258,6 +270,44 @@ async fn api_creates(client: &Client, namespace: &str, prefix: &str, encoding: E
     started.elapsed()
 }
 
+/// Creates `CLIENTS * CREATES_PER_CLIENT` pods with h2load (nghttp2's HTTP/2 load generator, C): `CLIENTS`
+/// connections with one request in flight on each, every request the same body, which names its pod with
+/// `generateName`; the time it took (h2load's, from its first connection to its last answer).
+fn h2load_creates(port: u16, token: &str, body: &std::path::Path, content_type: &str) -> Duration {
+    let creates = CLIENTS * CREATES_PER_CLIENT;
+    let output = std::process::Command::new("h2load")
+        .args(["-n", &creates.to_string(), "-c", &CLIENTS.to_string(), "-m", "1", "-t", "1"])
+        .args(["-H", &format!("authorization: Bearer {token}"), "-H", &format!("content-type: {content_type}")])
+        .args(["-H", "accept: application/json", "-d"])
+        .arg(body)
+        .arg(format!("https://127.0.0.1:{port}/api/v1/namespaces/bench/pods"))
+        .output()
+        .expect("h2load runs (Debian's nghttp2-client)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains(&format!("status codes: {creates} 2xx")), "not every create succeeded:\n{report}");
+    // "finished in 804.53ms, 9943.67 req/s, ..."
+    let finished = report.split("finished in ").nth(1).and_then(|rest| rest.split(',').next()).expect("h2load's time");
+    let number = |suffix: &str| finished.strip_suffix(suffix).and_then(|n| n.parse::<f64>().ok());
+    match (number("us"), number("ms"), number("s")) {
+        (Some(us), _, _) => Duration::from_secs_f64(us / 1e6),
+        (_, Some(ms), _) => Duration::from_secs_f64(ms / 1e3),
+        (_, _, Some(s)) => Duration::from_secs_f64(s),
+        _ => panic!("h2load's time: {finished}"),
+    }
+}
+
+/// CPU time (user + system) of the children this process has waited for, h2load's.
+fn children_cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// The same creates straight into a store: each writes the pod as the API server stored it (defaulted, admitted,
 /// with managedFields), so that both sides write the same bytes; the time it took.
 async fn raw_creates(store: Arc<dyn Store>, stored_pod: &str, prefix: &str) -> Duration {
@@ -326,7 +376,15 @@ async fn check_protobuf_pod(sender: &mut Sender) {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = testkit::Server::start(env!("CARGO_BIN_EXE_k8rs").as_ref(), &[]);
+    // A bearer token for h2load (which has no client certificates); the Rust clients use the admin's certificate.
+    let dir = tempfile::Builder::new().prefix("k8rs-bench-").tempdir().unwrap();
+    let token = "k8rs-bench-token";
+    let token_file = dir.path().join("tokens.csv");
+    std::fs::write(&token_file, format!("{token},bench,bench-uid,system:masters\n")).unwrap();
+    let server = testkit::Server::start(
+        env!("CARGO_BIN_EXE_k8rs").as_ref(),
+        &["--token-auth-file", token_file.to_str().unwrap()],
+    );
     let pid = server.pid();
     let client = Client::new(server.data_dir(), server.port);
     let mut admin = client.connect().await;
@@ -337,43 +395,68 @@ async fn main() {
     create_namespace(&mut admin, "bench").await;
     check_protobuf_pod(&mut admin).await;
     let stored_pod = stored_pod(&mut admin).await;
-    let dir = tempfile::Builder::new().prefix("k8rs-bench-").tempdir().unwrap();
     let raw_store: Arc<dyn Store> =
         Arc::new(storage::sqlite::SqliteStore::open(dir.path().join("state.db"), Default::default()).unwrap());
-    let (mut json_time, mut protobuf_time, mut raw_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let (mut json_cpu, mut protobuf_cpu) = (Duration::ZERO, Duration::ZERO);
-    // The benchmark's own CPU: the clients' (HTTP/2, TLS, encoding) during the API rounds, the store's in raw ones.
+    // Each round takes turns: h2load and the Rust client, each in JSON and in protobuf, then the raw creates.
+    let drivers = [
+        ("h2load", Encoding::Json),
+        ("h2load", Encoding::Protobuf),
+        ("hyper", Encoding::Json),
+        ("hyper", Encoding::Protobuf),
+    ];
+    let mut time = [Duration::ZERO; 4];
+    let mut server_cpu = [Duration::ZERO; 4];
+    let mut client_cpu = [Duration::ZERO; 4];
+    let (mut raw_time, mut raw_cpu) = (Duration::ZERO, Duration::ZERO);
     let me = std::process::id();
-    let (mut client_cpu, mut raw_cpu) = (Duration::ZERO, Duration::ZERO);
     for round in 0..CREATE_ROUNDS {
-        let (before, client_before) = (cpu_time(pid), cpu_time(me));
-        json_time += api_creates(&client, "bench", &format!("j{round}"), Encoding::Json).await;
-        let middle = cpu_time(pid);
-        protobuf_time += api_creates(&client, "bench", &format!("p{round}"), Encoding::Protobuf).await;
-        json_cpu += middle - before;
-        protobuf_cpu += cpu_time(pid) - middle;
+        for (i, (driver, encoding)) in drivers.iter().enumerate() {
+            let prefix = format!("{}{}{round}", &driver[..1], if *encoding == Encoding::Json { "j" } else { "p" });
+            let (server_before, me_before, children_before) = (cpu_time(pid), cpu_time(me), children_cpu_time());
+            time[i] += match *driver {
+                "h2load" => {
+                    let (content_type, body) = match encoding {
+                        Encoding::Json => {
+                            ("application/json", pod_named("generateName", &format!("{prefix}-")).into_bytes())
+                        }
+                        Encoding::Protobuf => {
+                            ("application/vnd.kubernetes.protobuf", pod_protobuf_named(2, &format!("{prefix}-")))
+                        }
+                    };
+                    let path = dir.path().join("body");
+                    std::fs::write(&path, body).unwrap();
+                    h2load_creates(server.port, token, &path, content_type)
+                }
+                _ => api_creates(&client, "bench", &prefix, *encoding).await,
+            };
+            server_cpu[i] += cpu_time(pid) - server_before;
+            client_cpu[i] += (cpu_time(me) - me_before) + (children_cpu_time() - children_before);
+        }
         let raw_before = cpu_time(me);
-        client_cpu += raw_before - client_before;
         raw_time += raw_creates(raw_store.clone(), &stored_pod, &format!("r{round}")).await;
         raw_cpu += cpu_time(me) - raw_before;
     }
-    let per_second = |time: Duration| (CREATE_ROUNDS * CLIENTS * CREATES_PER_CLIENT) as f64 / time.as_secs_f64();
-    let (json, protobuf, raw) = (per_second(json_time), per_second(protobuf_time), per_second(raw_time));
-    println!("| pod creates/s | through the API, JSON | through the API, protobuf | raw store creates | ratio JSON | ratio protobuf |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {CLIENTS} clients | {json:.0} | {protobuf:.0} | {raw:.0} | {:.2} | {:.2} |\n",
-        json / raw,
-        protobuf / raw
-    );
     let creates = (CREATE_ROUNDS * CLIENTS * CREATES_PER_CLIENT) as f64;
+    let per_second = |time: Duration| creates / time.as_secs_f64();
+    let raw = per_second(raw_time);
+    println!("| pod creates/s, {CLIENTS} connections | through the API, JSON | through the API, protobuf | raw store creates | ratio JSON | ratio protobuf |");
+    println!("|---|---|---|---|---|---|");
+    for (row, name) in [(0, "h2load (nghttp2)"), (2, "Rust client (hyper, rustls)")] {
+        let (json, protobuf) = (per_second(time[row]), per_second(time[row + 1]));
+        println!("| {name} | {json:.0} | {protobuf:.0} | {raw:.0} | {:.2} | {:.2} |", json / raw, protobuf / raw);
+    }
     let micros = |cpu: Duration| cpu.as_secs_f64() * 1e6 / creates;
     println!(
-        "Server CPU per create (user + system): JSON {:.0} µs, protobuf {:.0} µs; the clients' {:.0} µs; a raw \
-         create's {:.0} µs.\n",
-        micros(json_cpu),
-        micros(protobuf_cpu),
-        micros(client_cpu) / 2.0,
+        "\nCPU per create (user + system), JSON / protobuf: the server's {:.0} / {:.0} µs with h2load, {:.0} / {:.0} µs \
+         with the Rust client; h2load's own {:.0} / {:.0} µs, the Rust client's {:.0} / {:.0} µs; a raw create's {:.0} µs.\n",
+        micros(server_cpu[0]),
+        micros(server_cpu[1]),
+        micros(server_cpu[2]),
+        micros(server_cpu[3]),
+        micros(client_cpu[0]),
+        micros(client_cpu[1]),
+        micros(client_cpu[2]),
+        micros(client_cpu[3]),
         micros(raw_cpu)
     );
     if std::env::args().any(|a| a == "creates") {
@@ -483,7 +566,8 @@ async fn main() {
         ms(percentile(&mut delivery, 0.99)),
         ms(percentile(&mut delivery, 1.0))
     );
-    let pods = LIST_PODS + 2 * CREATE_ROUNDS * CLIENTS * CREATES_PER_CLIENT;
+    // The list's pods, and those of the create rounds: four ways of driving them per round.
+    let pods = LIST_PODS + drivers.len() * CREATE_ROUNDS * CLIENTS * CREATES_PER_CLIENT;
     println!("| server RSS, MiB | idle | holding {pods} pods | after the lists | with {WATCHERS} watchers open |");
     println!("|---|---|---|---|---|");
     let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
