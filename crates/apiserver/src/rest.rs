@@ -885,18 +885,17 @@ async fn create_object(
                 allocation.release(state).await;
             }
         }
-        let (revision, kept) = match (created, kept) {
-            (Err(StoreError::AlreadyExists { .. }), Some(again)) if attempt < GENERATE_NAME_RETRIES => {
-                let Some(base) = &generate_name else { unreachable!("only generated names are tried again") };
+        let (revision, kept) = match (created, kept, &generate_name) {
+            (Err(StoreError::AlreadyExists { .. }), Some(again), Some(base)) if attempt < GENERATE_NAME_RETRIES => {
                 attempt += 1;
                 name = format!("{base}{}", objects::random_suffix());
                 object = again;
                 objects::metadata(&mut object).insert("name".into(), json!(name));
                 continue;
             }
-            (Err(StoreError::AlreadyExists { .. }), _) => return Err(Status::already_exists(request.target(&name))),
-            (Err(other), _) => return Err(store_error(other)),
-            (Ok(revision), kept) => (revision, kept),
+            (Err(StoreError::AlreadyExists { .. }), ..) => return Err(Status::already_exists(request.target(&name))),
+            (Err(other), ..) => return Err(store_error(other)),
+            (Ok(revision), kept, _) => (revision, kept),
         };
         return match (slot, kept) {
             (Some(slot), _) => Ok(http::respond(StatusCode::CREATED, "application/json", slot.fill(&stored, revision))),

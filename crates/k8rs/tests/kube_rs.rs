@@ -182,3 +182,23 @@ async fn generated_names_that_are_taken_are_generated_again() {
         CREATES
     );
 }
+
+#[tokio::test]
+async fn a_taken_name_is_a_conflict_whatever_the_answer_format() {
+    let server = start();
+    let client = client(&server).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &configmap("taken", &[])).await.unwrap();
+    let body = serde_json::to_vec(&configmap("taken", &[])).unwrap();
+    for accept in ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"] {
+        let request = hyper::Request::post("/api/v1/namespaces/default/configmaps")
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .body(body.clone())
+            .unwrap();
+        match client.request_text(request).await {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 409, "{accept}: {status:?}"),
+            other => panic!("a second create of a taken name answering {accept} gave {other:?}"),
+        }
+    }
+}
