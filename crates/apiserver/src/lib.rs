@@ -423,7 +423,10 @@ async fn resource_request(
     let verb = rest_request.verb();
     let started = std::time::Instant::now();
     let mut response = rest::serve(state, rest_request, body).await;
-    state.metrics.observe_request(verb, resource.name, response.status().as_u16(), started);
+    let code = response.status().as_u16();
+    let key =
+        metrics::RequestKey { verb, group: resource.group, version: resource.version, resource: resource.name, code };
+    state.metrics.observe_request(key, started);
     if let Some(warning) = resource.deprecation {
         if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{warning}\"")) {
             response.headers_mut().insert("Warning", value);

@@ -1,4 +1,5 @@
-//! Prometheus metrics at `/metrics`: requests by verb, resource and code with their latency, open watches,
+//! Prometheus metrics at `/metrics`: requests by verb, API group, version, resource and code with their latency,
+//! open watches,
 //! and the latency of every store operation (the store is wrapped, so every caller is measured).
 
 use std::collections::HashMap;
@@ -16,6 +17,8 @@ use storage::{DynStore, KeyValue, RangeRequest, RangeResponse, Revision, Store, 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub verb: String,
+    pub group: String,
+    pub version: String,
     pub resource: String,
     pub code: String,
 }
@@ -23,6 +26,8 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LatencyLabels {
     pub verb: String,
+    pub group: String,
+    pub version: String,
     pub resource: String,
 }
 
@@ -36,8 +41,15 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
-/// Verb, resource and code.
-type RequestKey = (&'static str, &'static str, u16);
+/// What a request's series are told apart by.
+#[derive(Clone, Copy, Hash, PartialEq, Eq)]
+pub struct RequestKey {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub resource: &'static str,
+    pub code: u16,
+}
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -50,7 +62,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     request_latency: Histograms<LatencyLabels>,
-    /// The series of each (verb, resource, code) once made: finding them in the families takes owned labels.
+    /// The series of each request key once made: finding them in the families takes owned labels.
     request_series: std::sync::RwLock<HashMap<RequestKey, (Histogram, Counter)>>,
     watches: Family<ResourceLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     store_latency: Histograms<OperationLabels>,
@@ -65,7 +77,11 @@ impl Metrics {
         let watches = Family::<ResourceLabels, Gauge<i64, std::sync::atomic::AtomicI64>>::default();
         let store_latency: Histograms<OperationLabels> = Family::new_with_constructor(latency_histogram);
         let store_errors = Family::<OperationLabels, Counter<u64, AtomicU64>>::default();
-        registry.register("apiserver_request", "Requests by verb, resource and HTTP code", requests.clone());
+        registry.register(
+            "apiserver_request",
+            "Requests by verb, API group, version, resource and HTTP code",
+            requests.clone(),
+        );
         registry.register(
             "apiserver_request_duration_seconds",
             "Time to answer a request (to the start of the stream for watches)",
@@ -82,17 +98,28 @@ impl Metrics {
         Metrics { registry, requests, request_latency, request_series, watches, store_latency, store_errors }
     }
 
-    pub fn observe_request(&self, verb: &'static str, resource: &'static str, code: u16, started: Instant) {
+    pub fn observe_request(&self, key: RequestKey, started: Instant) {
         let elapsed = started.elapsed().as_secs_f64();
-        let key = (verb, resource, code);
         if let Some((latency, count)) = self.request_series.read().unwrap().get(&key) {
             latency.observe(elapsed);
             count.inc();
             return;
         }
-        let labels = LatencyLabels { verb: verb.to_string(), resource: resource.to_string() };
+        let RequestKey { verb, group, version, resource, code } = key;
+        let labels = LatencyLabels {
+            verb: verb.to_string(),
+            group: group.to_string(),
+            version: version.to_string(),
+            resource: resource.to_string(),
+        };
         let latency = self.request_latency.get_or_create(&labels).clone();
-        let labels = RequestLabels { verb: verb.to_string(), resource: resource.to_string(), code: code.to_string() };
+        let labels = RequestLabels {
+            verb: verb.to_string(),
+            group: group.to_string(),
+            version: version.to_string(),
+            resource: resource.to_string(),
+            code: code.to_string(),
+        };
         let count = self.requests.get_or_create(&labels).clone();
         latency.observe(elapsed);
         count.inc();

@@ -668,12 +668,17 @@ pub async fn serve(state: &State, request: Request<Incoming>, segments: &[&str],
         let method = request.method().as_str();
         return http::status(&Status::method_not_allowed(method, GROUP, target.resource.name));
     };
+    let started = std::time::Instant::now();
     let result = match verb {
         "get" => get(state, &target, &query, wanted),
         "list" => list(state, &target, &query, wanted),
         other => Err(Status::method_not_allowed(other, GROUP, target.resource.name)),
     };
-    result.unwrap_or_else(|status| http::status(&status))
+    let response = result.unwrap_or_else(|status| http::status(&status));
+    let code = response.status().as_u16();
+    let key = crate::metrics::RequestKey { verb, group: GROUP, version: VERSION, resource: target.resource.name, code };
+    state.metrics.observe_request(key, started);
+    response
 }
 
 fn cached(state: &State, resource: &str) -> ApiResult<Arc<crate::cache::ResourceCache>> {

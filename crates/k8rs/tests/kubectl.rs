@@ -406,13 +406,25 @@ fn metrics_count_requests_watches_and_store_operations() {
     assert!(ok(server.kubectl(None, &["get", "--raw", watch])).contains("counted"));
     let metrics = ok(server.kubectl(None, &["get", "--raw", "/metrics"]));
     let has = |needle: &str| metrics.lines().any(|l| l.starts_with(needle));
-    assert!(has(r#"apiserver_request_total{verb="create",resource="secrets",code="201"} 1"#), "{metrics}");
-    assert!(has(r#"apiserver_request_total{verb="get",resource="secrets",code="200"}"#), "{metrics}");
-    assert!(has(r#"apiserver_request_duration_seconds_count{verb="create",resource="secrets"} 1"#), "{metrics}");
+    assert!(
+        has(r#"apiserver_request_total{verb="create",group="",version="v1",resource="secrets",code="201"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        has(r#"apiserver_request_total{verb="get",group="",version="v1",resource="secrets",code="200"}"#),
+        "{metrics}"
+    );
+    assert!(
+        has(r#"apiserver_request_duration_seconds_count{verb="create",group="",version="v1",resource="secrets"} 1"#),
+        "{metrics}"
+    );
     assert!(has(r#"k8rs_storage_operation_duration_seconds_count{operation="create"}"#), "{metrics}");
     // The watch was counted while open, and no longer is.
     assert!(has(r#"apiserver_registered_watchers{resource="secrets"} 0"#), "{metrics}");
-    assert!(has(r#"apiserver_request_total{verb="watch",resource="secrets",code="200"} 1"#), "{metrics}");
+    assert!(
+        has(r#"apiserver_request_total{verb="watch",group="",version="v1",resource="secrets",code="200"} 1"#),
+        "{metrics}"
+    );
 }
 
 /// kubectl 1.32+ sends protobuf bodies for typed creates; the dispatcher runs kubectl 1.33 against k8rs.

@@ -313,4 +313,16 @@ fn kubectl_top_reads_usage_scraped_from_kubelets() {
     assert!(refused.contains("MethodNotAllowed") || refused.contains("not supported"), "{refused}");
     let watch = fails(server.kubectl(None, &["get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes?watch=true"]));
     assert!(watch.contains("not supported") || watch.contains("MethodNotAllowed"), "{watch}");
+
+    // `/metrics` counts these requests under their own group, apart from the core pods and nodes.
+    let metrics = ok(server.kubectl(None, &["get", "--raw", "/metrics"]));
+    let counted = |verb: &str, resource: &str, code: u16| {
+        let series = format!(
+            r#"apiserver_request_total{{verb="{verb}",group="metrics.k8s.io",version="v1beta1",resource="{resource}",code="{code}"}}"#
+        );
+        assert!(metrics.lines().any(|l| l.starts_with(&series)), "no {series} in {metrics}");
+    };
+    counted("get", "pods", 200);
+    counted("list", "nodes", 200);
+    counted("watch", "nodes", 405);
 }
