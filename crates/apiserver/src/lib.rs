@@ -420,13 +420,17 @@ async fn resource_request(
         wanted: http::negotiate(accept.as_deref()),
         identity: identity.clone(),
     };
-    let verb = rest_request.verb();
+    let series = metrics::RequestKey {
+        verb: metrics::RequestKey::reported_verb(rest_request.verb(), rest_request.is_apply()),
+        group: resource.group,
+        version: resource.version,
+        resource: resource.name,
+        subresource: rest_request.subresource.as_deref().and_then(|s| resource.subresource(s)).map_or("", |s| s.name),
+        scope: metrics::RequestKey::scope(rest_request.name.is_some(), rest_request.namespace.is_some()),
+    };
     let started = std::time::Instant::now();
     let mut response = rest::serve(state, rest_request, body).await;
-    let code = response.status().as_u16();
-    let key =
-        metrics::RequestKey { verb, group: resource.group, version: resource.version, resource: resource.name, code };
-    state.metrics.observe_request(key, started);
+    state.metrics.observe_request(series, response.status().as_u16(), started);
     if let Some(warning) = resource.deprecation {
         if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{warning}\"")) {
             response.headers_mut().insert("Warning", value);

@@ -1,5 +1,5 @@
-//! Prometheus metrics at `/metrics`: requests by verb, API group, version, resource and code with their latency,
-//! open watches,
+//! Prometheus metrics at `/metrics`: requests by verb, API group, version, resource, subresource, scope and code
+//! (upstream's labels and verbs) with their latency, open watches,
 //! and the latency of every store operation (the store is wrapped, so every caller is measured).
 
 use std::collections::HashMap;
@@ -20,6 +20,8 @@ pub struct RequestLabels {
     pub group: String,
     pub version: String,
     pub resource: String,
+    pub subresource: String,
+    pub scope: String,
     pub code: String,
 }
 
@@ -29,6 +31,8 @@ pub struct LatencyLabels {
     pub group: String,
     pub version: String,
     pub resource: String,
+    pub subresource: String,
+    pub scope: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,14 +45,42 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
-/// What a request's series are told apart by.
+/// What a request's series are told apart by, besides its code.
 #[derive(Clone, Copy, Hash, PartialEq, Eq)]
 pub struct RequestKey {
+    /// Upstream's: `GET`, `LIST`, `WATCH`, `POST`, `PUT`, `PATCH`, `APPLY`, `DELETE` (a collection's too).
     pub verb: &'static str,
     pub group: &'static str,
     pub version: &'static str,
     pub resource: &'static str,
-    pub code: u16,
+    pub subresource: &'static str,
+    /// `resource` (one named object), `namespace` or `cluster`.
+    pub scope: &'static str,
+}
+
+impl RequestKey {
+    /// `verb` is the Kubernetes verb (`get`, `list`, `create`, …), as authorization names it.
+    pub fn reported_verb(verb: &str, apply: bool) -> &'static str {
+        match verb {
+            "get" => "GET",
+            "list" => "LIST",
+            "watch" => "WATCH",
+            "create" => "POST",
+            "update" => "PUT",
+            "patch" if apply => "APPLY",
+            "patch" => "PATCH",
+            "delete" | "deletecollection" => "DELETE",
+            _ => "other",
+        }
+    }
+
+    pub fn scope(named: bool, namespaced: bool) -> &'static str {
+        match (named, namespaced) {
+            (true, _) => "resource",
+            (false, true) => "namespace",
+            (false, false) => "cluster",
+        }
+    }
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -63,7 +95,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     request_latency: Histograms<LatencyLabels>,
     /// The series of each request key once made: finding them in the families takes owned labels.
-    request_series: std::sync::RwLock<HashMap<RequestKey, (Histogram, Counter)>>,
+    request_series: std::sync::RwLock<HashMap<(RequestKey, u16), (Histogram, Counter)>>,
     watches: Family<ResourceLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     store_latency: Histograms<OperationLabels>,
     store_errors: Family<OperationLabels, Counter<u64, AtomicU64>>,
@@ -79,7 +111,7 @@ impl Metrics {
         let store_errors = Family::<OperationLabels, Counter<u64, AtomicU64>>::default();
         registry.register(
             "apiserver_request",
-            "Requests by verb, API group, version, resource and HTTP code",
+            "Requests by verb, API group, version, resource, subresource, scope and HTTP code",
             requests.clone(),
         );
         registry.register(
@@ -98,32 +130,36 @@ impl Metrics {
         Metrics { registry, requests, request_latency, request_series, watches, store_latency, store_errors }
     }
 
-    pub fn observe_request(&self, key: RequestKey, started: Instant) {
+    pub fn observe_request(&self, key: RequestKey, code: u16, started: Instant) {
         let elapsed = started.elapsed().as_secs_f64();
-        if let Some((latency, count)) = self.request_series.read().unwrap().get(&key) {
+        if let Some((latency, count)) = self.request_series.read().unwrap().get(&(key, code)) {
             latency.observe(elapsed);
             count.inc();
             return;
         }
-        let RequestKey { verb, group, version, resource, code } = key;
+        let RequestKey { verb, group, version, resource, subresource, scope } = key;
         let labels = LatencyLabels {
             verb: verb.to_string(),
             group: group.to_string(),
             version: version.to_string(),
             resource: resource.to_string(),
+            subresource: subresource.to_string(),
+            scope: scope.to_string(),
         };
         let latency = self.request_latency.get_or_create(&labels).clone();
         let labels = RequestLabels {
-            verb: verb.to_string(),
-            group: group.to_string(),
-            version: version.to_string(),
-            resource: resource.to_string(),
+            verb: labels.verb,
+            group: labels.group,
+            version: labels.version,
+            resource: labels.resource,
+            subresource: labels.subresource,
+            scope: labels.scope,
             code: code.to_string(),
         };
         let count = self.requests.get_or_create(&labels).clone();
         latency.observe(elapsed);
         count.inc();
-        self.request_series.write().unwrap().insert(key, (latency, count));
+        self.request_series.write().unwrap().insert((key, code), (latency, count));
     }
 
     /// Counts a watch as open until the returned guard is dropped.
@@ -236,5 +272,50 @@ impl Store for MeteredStore {
 
     async fn compacted_revision(&self) -> storage::Result<Revision> {
         self.inner.compacted_revision().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_labelled_as_upstream_labels_them() {
+        let metrics = Metrics::new();
+        let apply = RequestKey {
+            verb: RequestKey::reported_verb("patch", true),
+            group: "apps",
+            version: "v1",
+            resource: "deployments",
+            subresource: "scale",
+            scope: RequestKey::scope(true, true),
+        };
+        metrics.observe_request(apply, 200, Instant::now());
+        metrics.observe_request(apply, 200, Instant::now());
+        let collection = RequestKey {
+            verb: RequestKey::reported_verb("deletecollection", false),
+            resource: "pods",
+            group: "",
+            version: "v1",
+            subresource: "",
+            scope: RequestKey::scope(false, true),
+        };
+        metrics.observe_request(collection, 200, Instant::now());
+        let text = metrics.encode();
+        let has = |series: &str| text.lines().any(|l| l == series);
+        assert!(
+            has(
+                r#"apiserver_request_total{verb="APPLY",group="apps",version="v1",resource="deployments",subresource="scale",scope="resource",code="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            has(
+                r#"apiserver_request_total{verb="DELETE",group="",version="v1",resource="pods",subresource="",scope="namespace",code="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert_eq!(RequestKey::reported_verb("list", false), "LIST");
+        assert_eq!(RequestKey::scope(false, false), "cluster");
     }
 }

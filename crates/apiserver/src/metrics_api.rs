@@ -675,9 +675,15 @@ pub async fn serve(state: &State, request: Request<Incoming>, segments: &[&str],
         other => Err(Status::method_not_allowed(other, GROUP, target.resource.name)),
     };
     let response = result.unwrap_or_else(|status| http::status(&status));
-    let code = response.status().as_u16();
-    let key = crate::metrics::RequestKey { verb, group: GROUP, version: VERSION, resource: target.resource.name, code };
-    state.metrics.observe_request(key, started);
+    let series = crate::metrics::RequestKey {
+        verb: crate::metrics::RequestKey::reported_verb(verb, false),
+        group: GROUP,
+        version: VERSION,
+        resource: target.resource.name,
+        subresource: "",
+        scope: crate::metrics::RequestKey::scope(target.name.is_some(), target.namespace.is_some()),
+    };
+    state.metrics.observe_request(series, response.status().as_u16(), started);
     response
 }
 

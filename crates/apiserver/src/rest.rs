@@ -85,7 +85,7 @@ impl RestRequest {
     }
 
     /// Whether this is a server-side apply (`application/apply-patch+yaml`).
-    fn is_apply(&self) -> bool {
+    pub fn is_apply(&self) -> bool {
         self.method == Method::PATCH && media_type(self.content_type.as_deref()) == APPLY_PATCH
     }
 

@@ -407,22 +407,30 @@ fn metrics_count_requests_watches_and_store_operations() {
     let metrics = ok(server.kubectl(None, &["get", "--raw", "/metrics"]));
     let has = |needle: &str| metrics.lines().any(|l| l.starts_with(needle));
     assert!(
-        has(r#"apiserver_request_total{verb="create",group="",version="v1",resource="secrets",code="201"} 1"#),
+        has(
+            r#"apiserver_request_total{verb="POST",group="",version="v1",resource="secrets",subresource="",scope="namespace",code="201"} 1"#
+        ),
         "{metrics}"
     );
     assert!(
-        has(r#"apiserver_request_total{verb="get",group="",version="v1",resource="secrets",code="200"}"#),
+        has(
+            r#"apiserver_request_total{verb="GET",group="",version="v1",resource="secrets",subresource="",scope="resource",code="200"}"#
+        ),
         "{metrics}"
     );
     assert!(
-        has(r#"apiserver_request_duration_seconds_count{verb="create",group="",version="v1",resource="secrets"} 1"#),
+        has(
+            r#"apiserver_request_duration_seconds_count{verb="POST",group="",version="v1",resource="secrets",subresource="",scope="namespace"} 1"#
+        ),
         "{metrics}"
     );
     assert!(has(r#"k8rs_storage_operation_duration_seconds_count{operation="create"}"#), "{metrics}");
     // The watch was counted while open, and no longer is.
     assert!(has(r#"apiserver_registered_watchers{resource="secrets"} 0"#), "{metrics}");
     assert!(
-        has(r#"apiserver_request_total{verb="watch",group="",version="v1",resource="secrets",code="200"} 1"#),
+        has(
+            r#"apiserver_request_total{verb="WATCH",group="",version="v1",resource="secrets",subresource="",scope="namespace",code="200"} 1"#
+        ),
         "{metrics}"
     );
 }

@@ -316,13 +316,14 @@ fn kubectl_top_reads_usage_scraped_from_kubelets() {
 
     // `/metrics` counts these requests under their own group, apart from the core pods and nodes.
     let metrics = ok(server.kubectl(None, &["get", "--raw", "/metrics"]));
-    let counted = |verb: &str, resource: &str, code: u16| {
+    let counted = |verb: &str, resource: &str, scope: &str, code: u16| {
         let series = format!(
-            r#"apiserver_request_total{{verb="{verb}",group="metrics.k8s.io",version="v1beta1",resource="{resource}",code="{code}"}}"#
+            r#"apiserver_request_total{{verb="{verb}",group="metrics.k8s.io",version="v1beta1",resource="{resource}",subresource="",scope="{scope}",code="{code}"}}"#
         );
         assert!(metrics.lines().any(|l| l.starts_with(&series)), "no {series} in {metrics}");
     };
-    counted("get", "pods", 200);
-    counted("list", "nodes", 200);
-    counted("watch", "nodes", 405);
+    counted("GET", "pods", "resource", 200);
+    counted("LIST", "pods", "namespace", 200);
+    counted("LIST", "nodes", "cluster", 200);
+    counted("WATCH", "nodes", "cluster", 405);
 }
