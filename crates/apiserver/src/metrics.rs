@@ -16,12 +16,8 @@ use storage::{DynStore, KeyValue, RangeRequest, RangeResponse, Revision, Store, 
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub verb: String,
-    pub group: String,
-    pub version: String,
-    pub resource: String,
-    pub subresource: String,
-    pub scope: String,
+    #[prometheus(flatten)]
+    pub series: LatencyLabels,
     pub code: String,
 }
 
@@ -147,15 +143,7 @@ impl Metrics {
             scope: scope.to_string(),
         };
         let latency = self.request_latency.get_or_create(&labels).clone();
-        let labels = RequestLabels {
-            verb: labels.verb,
-            group: labels.group,
-            version: labels.version,
-            resource: labels.resource,
-            subresource: labels.subresource,
-            scope: labels.scope,
-            code: code.to_string(),
-        };
+        let labels = RequestLabels { series: labels, code: code.to_string() };
         let count = self.requests.get_or_create(&labels).clone();
         latency.observe(elapsed);
         count.inc();

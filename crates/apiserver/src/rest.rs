@@ -814,14 +814,13 @@ async fn create_object(
     warnings.extend(field_validation(request, &mut object)?);
     let resource = request.resource;
     let metadata = objects::metadata(&mut object);
-    let generate_name = match metadata.get("name").and_then(Value::as_str) {
-        Some(name) if !name.is_empty() => None,
-        _ => metadata.get("generateName").and_then(Value::as_str).filter(|base| !base.is_empty()).map(String::from),
-    };
-    let mut name = match (metadata.get("name").and_then(Value::as_str), generate_name.as_deref()) {
-        (Some(name), _) if !name.is_empty() => name.to_string(),
-        (_, Some(base)) => format!("{base}{}", objects::random_suffix()),
-        _ => {
+    let named = |field: &str| metadata.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+    let given = named("name");
+    let generate_name = if given.is_some() { None } else { named("generateName") };
+    let mut name = match (given, generate_name.as_deref()) {
+        (Some(name), _) => name,
+        (None, Some(base)) => format!("{base}{}", objects::random_suffix()),
+        (None, None) => {
             return Err(Status::invalid(
                 resource.kind,
                 resource.group,
