@@ -427,6 +427,7 @@ async fn resource_request(
         resource: resource.name,
         subresource: rest_request.subresource.as_deref().and_then(|s| resource.subresource(s)).map_or("", |s| s.name),
         scope: metrics::RequestKey::scope(rest_request.name.is_some(), rest_request.namespace.is_some()),
+        dry_run: rest_request.dry_run(),
     };
     let started = std::time::Instant::now();
     let mut response = rest::serve(state, rest_request, body).await;

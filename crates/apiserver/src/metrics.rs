@@ -1,5 +1,5 @@
-//! Prometheus metrics at `/metrics`: requests by verb, API group, version, resource, subresource, scope and code
-//! (upstream's labels and verbs) with their latency, open watches,
+//! Prometheus metrics at `/metrics`: requests by verb, API group, version, resource, subresource, scope, dry run and
+//! code (upstream's labels and verbs, and its `component="apiserver"`) with their latency, open watches,
 //! and the latency of every store operation (the store is wrapped, so every caller is measured).
 
 use std::collections::HashMap;
@@ -29,6 +29,10 @@ pub struct LatencyLabels {
     pub resource: String,
     pub subresource: String,
     pub scope: String,
+    /// Always `apiserver`, as upstream's API server labels its requests.
+    pub component: String,
+    /// `All` for a `dryRun=All` request, empty otherwise.
+    pub dry_run: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,6 +56,8 @@ pub struct RequestKey {
     pub subresource: &'static str,
     /// `resource` (one named object), `namespace` or `cluster`.
     pub scope: &'static str,
+    /// A `dryRun=All` request.
+    pub dry_run: bool,
 }
 
 impl RequestKey {
@@ -107,7 +113,7 @@ impl Metrics {
         let store_errors = Family::<OperationLabels, Counter<u64, AtomicU64>>::default();
         registry.register(
             "apiserver_request",
-            "Requests by verb, API group, version, resource, subresource, scope and HTTP code",
+            "Requests by verb, API group, version, resource, subresource, scope, dry run and HTTP code",
             requests.clone(),
         );
         registry.register(
@@ -133,7 +139,7 @@ impl Metrics {
             count.inc();
             return;
         }
-        let RequestKey { verb, group, version, resource, subresource, scope } = key;
+        let RequestKey { verb, group, version, resource, subresource, scope, dry_run } = key;
         let labels = LatencyLabels {
             verb: verb.to_string(),
             group: group.to_string(),
@@ -141,6 +147,8 @@ impl Metrics {
             resource: resource.to_string(),
             subresource: subresource.to_string(),
             scope: scope.to_string(),
+            component: "apiserver".to_string(),
+            dry_run: if dry_run { "All" } else { "" }.to_string(),
         };
         let latency = self.request_latency.get_or_create(&labels).clone();
         let labels = RequestLabels { series: labels, code: code.to_string() };
@@ -277,6 +285,7 @@ mod tests {
             resource: "deployments",
             subresource: "scale",
             scope: RequestKey::scope(true, true),
+            dry_run: false,
         };
         metrics.observe_request(apply, 200, Instant::now());
         metrics.observe_request(apply, 200, Instant::now());
@@ -287,19 +296,20 @@ mod tests {
             version: "v1",
             subresource: "",
             scope: RequestKey::scope(false, true),
+            dry_run: true,
         };
         metrics.observe_request(collection, 200, Instant::now());
         let text = metrics.encode();
         let has = |series: &str| text.lines().any(|l| l == series);
         assert!(
             has(
-                r#"apiserver_request_total{verb="APPLY",group="apps",version="v1",resource="deployments",subresource="scale",scope="resource",code="200"} 2"#
+                r#"apiserver_request_total{verb="APPLY",group="apps",version="v1",resource="deployments",subresource="scale",scope="resource",component="apiserver",dry_run="",code="200"} 2"#
             ),
             "{text}"
         );
         assert!(
             has(
-                r#"apiserver_request_total{verb="DELETE",group="",version="v1",resource="pods",subresource="",scope="namespace",code="200"} 1"#
+                r#"apiserver_request_total{verb="DELETE",group="",version="v1",resource="pods",subresource="",scope="namespace",component="apiserver",dry_run="All",code="200"} 1"#
             ),
             "{text}"
         );

@@ -682,6 +682,7 @@ pub async fn serve(state: &State, request: Request<Incoming>, segments: &[&str],
         resource: target.resource.name,
         subresource: "",
         scope: crate::metrics::RequestKey::scope(target.name.is_some(), target.namespace.is_some()),
+        dry_run: false,
     };
     state.metrics.observe_request(series, response.status().as_u16(), started);
     response

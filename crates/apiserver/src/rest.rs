@@ -80,7 +80,7 @@ impl RestRequest {
         objects::key(self.resource, self.namespace.as_deref(), name)
     }
 
-    fn dry_run(&self) -> bool {
+    pub fn dry_run(&self) -> bool {
         self.query.get("dryRun") == Some("All")
     }
 

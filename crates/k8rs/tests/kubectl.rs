@@ -402,25 +402,33 @@ fn metrics_count_requests_watches_and_store_operations() {
     // Secrets: no controller writes or watches them (ConfigMaps have the root CA publisher).
     ok(server.kubectl(JSON_KUBECTL, &["create", "secret", "generic", "counted"]));
     ok(server.kubectl(None, &["get", "secret", "counted"]));
+    ok(server.kubectl(JSON_KUBECTL, &["create", "secret", "generic", "rehearsed", "--dry-run=server"]));
     let watch = "/api/v1/namespaces/default/secrets?watch=true&timeoutSeconds=1";
     assert!(ok(server.kubectl(None, &["get", "--raw", watch])).contains("counted"));
     let metrics = ok(server.kubectl(None, &["get", "--raw", "/metrics"]));
     let has = |needle: &str| metrics.lines().any(|l| l.starts_with(needle));
     assert!(
         has(
-            r#"apiserver_request_total{verb="POST",group="",version="v1",resource="secrets",subresource="",scope="namespace",code="201"} 1"#
+            r#"apiserver_request_total{verb="POST",group="",version="v1",resource="secrets",subresource="",scope="namespace",component="apiserver",dry_run="",code="201"} 1"#
         ),
         "{metrics}"
     );
     assert!(
         has(
-            r#"apiserver_request_total{verb="GET",group="",version="v1",resource="secrets",subresource="",scope="resource",code="200"}"#
+            r#"apiserver_request_total{verb="GET",group="",version="v1",resource="secrets",subresource="",scope="resource",component="apiserver",dry_run="",code="200"}"#
         ),
         "{metrics}"
     );
     assert!(
         has(
-            r#"apiserver_request_duration_seconds_count{verb="POST",group="",version="v1",resource="secrets",subresource="",scope="namespace"} 1"#
+            r#"apiserver_request_duration_seconds_count{verb="POST",group="",version="v1",resource="secrets",subresource="",scope="namespace",component="apiserver",dry_run=""} 1"#
+        ),
+        "{metrics}"
+    );
+    // A dry run is counted apart, as upstream's `dry_run` label does.
+    assert!(
+        has(
+            r#"apiserver_request_total{verb="POST",group="",version="v1",resource="secrets",subresource="",scope="namespace",component="apiserver",dry_run="All",code="201"} 1"#
         ),
         "{metrics}"
     );
@@ -429,7 +437,7 @@ fn metrics_count_requests_watches_and_store_operations() {
     assert!(has(r#"apiserver_registered_watchers{resource="secrets"} 0"#), "{metrics}");
     assert!(
         has(
-            r#"apiserver_request_total{verb="WATCH",group="",version="v1",resource="secrets",subresource="",scope="namespace",code="200"} 1"#
+            r#"apiserver_request_total{verb="WATCH",group="",version="v1",resource="secrets",subresource="",scope="namespace",component="apiserver",dry_run="",code="200"} 1"#
         ),
         "{metrics}"
     );

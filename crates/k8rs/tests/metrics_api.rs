@@ -318,7 +318,7 @@ fn kubectl_top_reads_usage_scraped_from_kubelets() {
     let metrics = ok(server.kubectl(None, &["get", "--raw", "/metrics"]));
     let counted = |verb: &str, resource: &str, scope: &str, code: u16| {
         let series = format!(
-            r#"apiserver_request_total{{verb="{verb}",group="metrics.k8s.io",version="v1beta1",resource="{resource}",subresource="",scope="{scope}",code="{code}"}}"#
+            r#"apiserver_request_total{{verb="{verb}",group="metrics.k8s.io",version="v1beta1",resource="{resource}",subresource="",scope="{scope}",component="apiserver",dry_run="",code="{code}"}}"#
         );
         assert!(metrics.lines().any(|l| l.starts_with(&series)), "no {series} in {metrics}");
     };
