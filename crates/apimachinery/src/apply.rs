@@ -786,7 +786,8 @@ mod tests {
             "f:metadata": {"f:labels": {"f:app": {}, "f:tier": {}}},
             "f:spec": {
                 "f:replicas": {},
-                "f:selector": {"f:matchLabels": {"f:app": {}}},
+                // A LabelSelector is an atomic struct: owned whole, as upstream's managedFields show it.
+                "f:selector": {},
                 "f:template": {
                     "f:metadata": {"f:labels": {"f:app": {}}},
                     "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {

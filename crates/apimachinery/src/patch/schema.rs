@@ -5,8 +5,9 @@
 //!   `x-kubernetes-patch-merge-key`, …) per definition and field;
 //! - `data/patch-graph.json`: the type graph of the built-in kinds, generated from k8s-openapi's schemas by the
 //!   test `patch_graph_matches_k8s_openapi` (run it with `UPDATE_PATCH_GRAPH=1` to rewrite the file). For each
-//!   definition it lists the fields whose type leads to a definition with patch metadata, as `Name`, `[]Name`
-//!   (list of) or `map[string]Name` (map of); everything else behaves as a type without metadata, so it is left out.
+//!   definition it lists the fields whose type leads to a definition with metadata that changes merging (a patch
+//!   strategy, a keyed or set list, an atomic map or struct), as `Name`, `[]Name` (list of) or `map[string]Name`
+//!   (map of); everything else behaves as a type without metadata, so it is left out.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -406,8 +407,15 @@ mod tests {
                 (name.as_str(), fields)
             })
             .collect();
+        // What changes a patch or an apply from the defaults (replace lists, own them whole, merge maps): a patch
+        // strategy, a keyed or set list, an atomic map or struct.
+        let changes_merging = |meta: &Value| {
+            meta.get("patch-strategy").is_some()
+                || matches!(meta["list-type"].as_str(), Some("map" | "set"))
+                || meta["map-type"].as_str() == Some("atomic")
+        };
         let mut relevant: BTreeSet<&str> = objects(&metadata["definitions"])
-            .filter(|(_, fields)| objects(fields).any(|(_, meta)| meta.get("patch-strategy").is_some()))
+            .filter(|(_, fields)| objects(fields).any(|(_, meta)| changes_merging(meta)))
             .map(|(name, _)| name.as_str())
             .collect();
         loop {
