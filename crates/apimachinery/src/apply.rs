@@ -168,8 +168,9 @@ impl Node {
     }
 }
 
-/// `field_set(object, schema).to_fields_v1()`, built directly: every create records one, and the set's per-path
-/// copies and the intermediate tree cost more than the rest of a create's managedFields.
+/// `field_set(object, schema).to_fields_v1()` of a written object, built directly: every create records one, and
+/// the set's per-path copies and the intermediate tree cost more than the rest of a create's managedFields. A null
+/// is no field set, as upstream's typed objects read it (a template's `creationTimestamp: null` is owned by none).
 fn fields_v1_of_object(object: &Value, schema: &PatchSchema) -> Map<String, Value> {
     let mut root = Map::new();
     let Some(map) = object.as_object() else { return root };
@@ -180,33 +181,39 @@ fn fields_v1_of_object(object: &Value, schema: &PatchSchema) -> Map<String, Valu
         let info = schema.apply_field(key);
         if key == "metadata" {
             let Some(meta) = value.as_object() else { continue };
-            let mut kept = meta.iter().filter(|(k, _)| !UNOWNED_META.contains(&k.as_str())).peekable();
-            if kept.peek().is_none() {
-                continue;
+            let fields: Map<String, Value> = meta
+                .iter()
+                .filter(|(k, _)| !UNOWNED_META.contains(&k.as_str()))
+                .filter_map(|(k, v)| Some((field_element(k), fields_v1_of_value(v, &info.schema.apply_field(k))?)))
+                .collect();
+            if !fields.is_empty() {
+                root.insert(field_element(key), Value::Object(fields));
             }
-            let fields = if info.atomic_map {
-                Map::new()
-            } else {
-                kept.map(|(k, v)| (field_element(k), fields_v1_of_value(v, &info.schema.apply_field(k)))).collect()
-            };
-            root.insert(field_element(key), Value::Object(fields));
-        } else {
-            root.insert(field_element(key), fields_v1_of_value(value, &info));
+        } else if let Some(node) = fields_v1_of_value(value, &info) {
+            root.insert(field_element(key), node);
         }
     }
     root
 }
 
-/// The `FieldsV1` node of a member field: `{}` for a leaf, its children otherwise.
-fn fields_v1_of_value(value: &Value, info: &ApplyField) -> Value {
+/// The `FieldsV1` node of a member field: `{}` for a leaf, its children otherwise; none for a null, or for a map
+/// of nothing but nulls.
+fn fields_v1_of_value(value: &Value, info: &ApplyField) -> Option<Value> {
     let fields = match value {
-        Value::Object(map) if !info.atomic_map && !map.is_empty() => fields_v1_of_map(map, &info.schema),
+        Value::Null => return None,
+        Value::Object(map) if !info.atomic_map && !map.is_empty() => {
+            let fields = fields_v1_of_map(map, &info.schema);
+            if fields.is_empty() {
+                return None;
+            }
+            fields
+        }
         Value::Array(items) if !items.is_empty() => match info.list {
             ListType::Atomic => Map::new(),
             ListType::Set => items.iter().map(|item| (format!("v:{item}"), Value::Object(Map::new()))).collect(),
             ListType::Map(keys) => {
                 let elements: Option<Vec<String>> = items.iter().map(|item| key_element(item, keys)).collect();
-                let Some(elements) = elements else { return Value::Object(Map::new()) };
+                let Some(elements) = elements else { return Some(Value::Object(Map::new())) };
                 let mut fields = Map::new();
                 for (item, element) in items.iter().zip(elements) {
                     let mut children = item.as_object().map(|m| fields_v1_of_map(m, &info.schema)).unwrap_or_default();
@@ -226,11 +233,13 @@ fn fields_v1_of_value(value: &Value, info: &ApplyField) -> Value {
         },
         _ => Map::new(),
     };
-    Value::Object(fields)
+    Some(Value::Object(fields))
 }
 
 fn fields_v1_of_map(map: &Map<String, Value>, schema: &PatchSchema) -> Map<String, Value> {
-    map.iter().map(|(key, value)| (field_element(key), fields_v1_of_value(value, &schema.apply_field(key)))).collect()
+    map.iter()
+        .filter_map(|(key, value)| Some((field_element(key), fields_v1_of_value(value, &schema.apply_field(key))?)))
+        .collect()
 }
 
 /// Merges the node of a second list element with the same key into the first's: `{}` is a member without
@@ -676,7 +685,10 @@ pub fn record_update_subresource(
     };
     let mut entries = managed_fields(old);
     let new_set = field_set(new, schema);
-    let changed = FieldSet { paths: new_set.paths().filter(|p| differs(old, new, p, &new_set)).cloned().collect() };
+    // A null is no field set (see `fields_v1_of_object`).
+    let set_and_changed =
+        |p: &&FieldPath| differs(old, new, p, &new_set) && !value_at(new, p).is_some_and(Value::is_null);
+    let changed = FieldSet { paths: new_set.paths().filter(set_and_changed).cloned().collect() };
     for entry in &mut entries {
         entry.fields.paths.retain(|p| new_set.contains(p) || value_at(new, p).is_some());
         if !entry.is(manager, "Update", subresource) {
@@ -849,6 +861,31 @@ mod tests {
         let managers: Vec<&Value> =
             forced["metadata"]["managedFields"].as_array().unwrap().iter().map(|e| &e["manager"]).collect();
         assert_eq!(managers, [&json!("kubectl")], "the scaler's emptied entry is dropped");
+    }
+
+    /// As `kubectl create deployment` writes it: upstream's managedFields leave out the template's
+    /// `creationTimestamp: null` and own the selector whole.
+    #[test]
+    fn a_written_object_owns_no_nulls_and_atomic_structs_whole() {
+        let schema = deployment_schema();
+        let mut created = deployment(2);
+        created["spec"]["template"]["metadata"]["creationTimestamp"] = Value::Null;
+        created["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({});
+        created["spec"]["strategy"] = json!({"rollingUpdate": {"maxSurge": null}});
+        record_update(None, &mut created, "kubectl-create", &schema);
+        let fields = &entry(&created, "kubectl-create")["fieldsV1"];
+        assert_eq!(fields["f:spec"]["f:selector"], json!({}), "{fields}");
+        assert_eq!(fields["f:spec"]["f:template"]["f:metadata"], json!({"f:labels": {"f:app": {}}}), "{fields}");
+        assert!(fields["f:spec"].get("f:strategy").is_none(), "a map of nulls is no field: {fields}");
+        let container = &fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
+        assert_eq!(container["f:resources"], json!({}), "an empty map is a field: {fields}");
+
+        // An update that sets a field to null does not take it.
+        let mut edited = created.clone();
+        edited["spec"]["replicas"] = Value::Null;
+        edited["spec"]["paused"] = json!(true);
+        record_update(Some(&created), &mut edited, "kubectl-edit", &schema);
+        assert_eq!(entry(&edited, "kubectl-edit")["fieldsV1"], json!({"f:spec": {"f:paused": {}}}));
     }
 
     #[test]
