@@ -169,10 +169,16 @@ impl ResourceCache {
         (objects.map(|(_, v)| v.clone()).collect(), state.revision)
     }
 
-    /// Waits until the cache has reached `revision`; false if it does not within `timeout`.
-    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
+    /// Waits until the cache has reached `revision`; the revision it is at if it does not within `timeout`.
+    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> Result<(), i64> {
         let mut reached = self.reached.subscribe();
-        tokio::time::timeout(timeout, reached.wait_for(|r| *r >= revision)).await.is_ok_and(|r| r.is_ok())
+        let reached =
+            tokio::time::timeout(timeout, reached.wait_for(|r| *r >= revision)).await.is_ok_and(|r| r.is_ok());
+        if reached {
+            Ok(())
+        } else {
+            Err(*self.reached.borrow())
+        }
     }
 
     /// A watch of everything under `prefix`, or None if `start` is before the cache's history.

@@ -168,6 +168,7 @@ pub fn store_error(error: StoreError) -> Status {
         StoreError::Compacted { requested, compacted } => {
             Status::expired(format!("too old resource version: {requested} ({compacted})"))
         }
+        StoreError::FutureRevision { requested, current } => too_large(requested, current),
         StoreError::ValueTooLarge { size, limit, .. } => {
             Status::request_entity_too_large(format!("object is {size} bytes, over the limit of {limit} bytes"))
         }
@@ -417,8 +418,34 @@ async fn read_current(state: &State, request: &RestRequest, name: &str) -> Resul
 async fn get(state: &State, request: &RestRequest) -> Result<Response<Body>> {
     verb_allowed(request, "get")?;
     let name = request.name.as_deref().unwrap_or_default();
+    let at_least = requested_revision(request)?;
+    if at_least > 0 {
+        // The store's current object is new enough for any revision the server has reached; for one it has not,
+        // upstream's watch cache waits a little and answers 504.
+        match state.caches.get(request.resource) {
+            Some(cache) => {
+                cache.wait_for(at_least, FRESHNESS_WAIT).await.map_err(|current| too_large(at_least, current))?
+            }
+            None => {
+                let current = state.store.current_revision().await.map_err(store_error)?;
+                if at_least > current {
+                    return Err(too_large(at_least, current));
+                }
+            }
+        }
+    }
     let (_, object) = read_current(state, request, name).await?;
     Ok(object_response(request, StatusCode::OK, &object))
+}
+
+/// The `resourceVersion` parameter of a read; 0 when unset.
+fn requested_revision(request: &RestRequest) -> Result<i64> {
+    match request.query.get("resourceVersion").filter(|rv| !rv.is_empty()) {
+        None => Ok(0),
+        Some(rv) => {
+            rv.parse().map_err(|_| Status::bad_request(format!("invalid resourceVersion {rv:?}: not an integer")))
+        }
+    }
 }
 
 async fn pod_log(state: &State, request: &RestRequest) -> Result<Response<Body>> {
@@ -567,9 +594,7 @@ async fn list(state: &State, request: &RestRequest) -> Result<Response<Body>> {
     verb_allowed(request, "list")?;
     let filter = Filter::parse(request)?;
     if let (Some(at_least), Some(cache)) = (cacheable_list(request)?, state.caches.get(request.resource)) {
-        if !cache.wait_for(at_least, FRESHNESS_WAIT).await {
-            return Err(too_large(at_least));
-        }
+        cache.wait_for(at_least, FRESHNESS_WAIT).await.map_err(|current| too_large(at_least, current))?;
         let prefix = objects::prefix(request.resource, request.namespace.as_deref());
         let (cached, revision) = cache.snapshot(&prefix);
         let metadata = json!({"resourceVersion": revision.to_string()});
@@ -672,11 +697,7 @@ enum Listed {
 
 /// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
 async fn list_revision(state: &State, request: &RestRequest) -> Result<i64> {
-    let Some(rv) = request.query.get("resourceVersion") else {
-        return Ok(0);
-    };
-    let requested: i64 =
-        rv.parse().map_err(|_| Status::bad_request(format!("invalid resourceVersion {rv:?}: not an integer")))?;
+    let requested = requested_revision(request)?;
     if requested == 0 {
         return Ok(0);
     }
@@ -685,12 +706,7 @@ async fn list_revision(state: &State, request: &RestRequest) -> Result<i64> {
         None | Some("NotOlderThan") => {
             let current = state.store.current_revision().await.map_err(store_error)?;
             if requested > current {
-                let why = format!("Too large resource version: {requested}, current: {current}");
-                return Err(Status::timeout(why).with_details(apimachinery::status::StatusDetails {
-                    causes: vec![StatusCause::new("ResourceVersionTooLarge", "", "Too large resource version")],
-                    retry_after_seconds: Some(1),
-                    ..Default::default()
-                }));
+                return Err(too_large(requested, current));
             }
             Ok(0)
         }
@@ -1680,8 +1696,9 @@ impl WatchContext {
 /// How long a watch or list waits for the cache to reach a revision the client has seen.
 const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
-fn too_large(requested: i64) -> Status {
-    Status::timeout(format!("Too large resource version: {requested}")).with_details(
+/// Upstream's 504 for a resourceVersion the server has not reached (the client retries after a second).
+fn too_large(requested: i64, current: i64) -> Status {
+    Status::timeout(format!("Too large resource version: {requested}, current: {current}")).with_details(
         apimachinery::status::StatusDetails {
             causes: vec![StatusCause::new("ResourceVersionTooLarge", "", "Too large resource version")],
             retry_after_seconds: Some(1),
@@ -1724,9 +1741,7 @@ async fn start_watch(state: &State, request: &RestRequest) -> Result<Response<Bo
         Some(cache) => {
             let start = match (rv, send_initial) {
                 (Some(rv), false) => {
-                    if !cache.wait_for(rv, FRESHNESS_WAIT).await {
-                        return Err(too_large(rv));
-                    }
+                    cache.wait_for(rv, FRESHNESS_WAIT).await.map_err(|current| too_large(rv, current))?;
                     Start::After(rv)
                 }
                 _ => Start::Now,

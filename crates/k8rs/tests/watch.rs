@@ -113,6 +113,18 @@ fn lists_at_resource_version_zero_come_from_the_cache() {
     let (code, body) = call(&server, "GET", &format!("{CM}?resourceVersion=999999"), None);
     assert_eq!(code, 504, "{body:?}");
     assert!(body.join("").contains("Too large resource version"));
+    // An exact read of a revision the store has not reached: the same 504, not a server error.
+    let (code, body) = call(&server, "GET", &format!("{CM}?resourceVersion=999999&resourceVersionMatch=Exact"), None);
+    assert_eq!(code, 504, "{body:?}");
+    assert!(body.join("").contains("Too large resource version: 999999, current: "), "{body:?}");
+    // A get takes any revision at least as new as the one asked for, and the same 504 for one not reached.
+    let got = json(&call(&server, "GET", &format!("{CM}/cached"), None).1.join("\n"));
+    let rv = got["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    assert_eq!(call(&server, "GET", &format!("{CM}/cached?resourceVersion={rv}"), None).0, 200);
+    let (code, body) = call(&server, "GET", &format!("{CM}/cached?resourceVersion=999999"), None);
+    assert_eq!(code, 504, "{body:?}");
+    let (code, body) = call(&server, "GET", &format!("{CM}/cached?resourceVersion=latest"), None);
+    assert_eq!(code, 400, "{body:?}");
 }
 
 /// A watch with a label selector sees an object leave its selection as DELETED and come back as ADDED, as
