@@ -10,6 +10,11 @@ use crate::status::StatusCause;
 /// Why `object` (of this group, version and kind) is invalid; empty when it is valid.
 pub fn validate(group: &str, _version: &str, kind: &str, object: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     let mut causes = Vec::new();
+    object_meta(&object["metadata"], "metadata", &mut causes);
+    for path in template_metadata(group, kind) {
+        let meta = path.split('.').fold(object, |value, field| &value[field]);
+        object_meta(meta, path, &mut causes);
+    }
     let spec = &object["spec"];
     match (group, kind) {
         ("", "Pod") => {
@@ -69,6 +74,121 @@ pub fn validate(group: &str, _version: &str, kind: &str, object: &Value, old: Op
         _ => {}
     }
     causes
+}
+
+/// Where a kind keeps the metadata of the objects it makes (validated as theirs would be).
+fn template_metadata(group: &str, kind: &str) -> &'static [&'static str] {
+    match (group, kind) {
+        ("", "PodTemplate") => &["template.metadata"],
+        ("", "ReplicationController") | ("apps", _) | ("batch", "Job") => &["spec.template.metadata"],
+        ("batch", "CronJob") => &["spec.jobTemplate.metadata", "spec.jobTemplate.spec.template.metadata"],
+        _ => &[],
+    }
+}
+
+/// Upstream's total size limit of an object's annotations, keys and values.
+const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
+
+/// Upstream's `ValidateLabels` and `ValidateAnnotations` of the metadata at `path`.
+fn object_meta(meta: &Value, path: &str, causes: &mut Vec<StatusCause>) {
+    if let Some(labels) = meta["labels"].as_object() {
+        let field = format!("{path}.labels");
+        for (key, value) in labels {
+            for why in qualified_name_errors(key) {
+                causes.push(StatusCause::invalid(&field, format!("Invalid value: {}: {why}", go_quote(key))));
+            }
+            let value = value.as_str().unwrap_or_default();
+            for why in label_value_errors(value) {
+                causes.push(StatusCause::invalid(&field, format!("Invalid value: {}: {why}", go_quote(value))));
+            }
+        }
+    }
+    if let Some(annotations) = meta["annotations"].as_object() {
+        let field = format!("{path}.annotations");
+        // Keys are qualified names in which case does not matter.
+        for key in annotations.keys() {
+            for why in qualified_name_errors(&key.to_ascii_lowercase()) {
+                causes.push(StatusCause::invalid(&field, format!("Invalid value: {}: {why}", go_quote(key))));
+            }
+        }
+        let size: usize = annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+        if size > ANNOTATIONS_MAX_BYTES {
+            let why = format!("Too long: may not be more than {ANNOTATIONS_MAX_BYTES} bytes");
+            causes.push(StatusCause::new("FieldValueTooLong", field, why));
+        }
+    }
+}
+
+const QUALIFIED_NAME_MESSAGE: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MESSAGE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+pub const SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
+fn is_qualified_part(name: &str) -> bool {
+    name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Upstream's `IsQualifiedName` messages: label keys and annotation keys, `[prefix/]name`.
+pub fn qualified_name_errors(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    let name = match value.split('/').collect::<Vec<_>>()[..] {
+        [name] => name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errors.push("prefix part must be non-empty".to_string());
+            }
+            errors.extend(subdomain_errors(prefix).into_iter().map(|why| format!("prefix part {why}")));
+            name
+        }
+        _ => {
+            return vec![format!(
+                "a qualified name {QUALIFIED_NAME_MESSAGE} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            )]
+        }
+    };
+    if name.is_empty() {
+        errors.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        errors.push("name part must be no more than 63 characters".to_string());
+    }
+    if !is_qualified_part(name) {
+        errors.push(format!("name part {QUALIFIED_NAME_MESSAGE}"));
+    }
+    errors
+}
+
+/// Upstream's `IsValidLabelValue` messages.
+pub fn label_value_errors(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if value.len() > 63 {
+        errors.push("must be no more than 63 characters".to_string());
+    }
+    if !value.is_empty() && !is_qualified_part(value) {
+        errors.push(LABEL_VALUE_MESSAGE.to_string());
+    }
+    errors
+}
+
+/// Upstream's `IsDNS1123Subdomain` messages (an empty value is reported by the caller).
+fn subdomain_errors(value: &str) -> Vec<String> {
+    if value.is_empty() {
+        return Vec::new();
+    }
+    let mut errors = Vec::new();
+    if value.len() > 253 {
+        errors.push("must be no more than 253 characters".to_string());
+    }
+    let label_ok = |l: &str| {
+        l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && l.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    if !value.split('.').all(label_ok) {
+        errors.push(SUBDOMAIN_MESSAGE.to_string());
+    }
+    errors
 }
 
 fn job(spec: &Value, old: Option<&Value>, causes: &mut Vec<StatusCause>) {
@@ -239,7 +359,7 @@ fn duplicate(field: String, value: &str) -> StatusCause {
     StatusCause::new("FieldValueDuplicate", field, format!("Duplicate value: {}", go_quote(value)))
 }
 
-const DNS_LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+pub const DNS_LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 /// Upstream's `IsDNS1123Label` messages for `name`.
 fn dns_label_errors(name: &str) -> Vec<String> {
@@ -387,6 +507,54 @@ mod tests {
 
     use super::*;
     use crate::defaults;
+
+    #[test]
+    fn label_and_annotation_keys_are_qualified_names_and_values_are_label_values() {
+        assert!(qualified_name_errors("app.kubernetes.io/name").is_empty());
+        assert!(qualified_name_errors("Tier_2").is_empty());
+        assert_eq!(
+            qualified_name_errors("bad label"),
+            ["name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"]
+        );
+        assert_eq!(qualified_name_errors("/x"), ["prefix part must be non-empty"]);
+        assert!(qualified_name_errors("Example.com/x")[0].starts_with("prefix part a lowercase RFC 1123 subdomain"));
+        assert!(qualified_name_errors("a/b/c")[0].starts_with("a qualified name must consist"));
+        assert_eq!(qualified_name_errors(&"k".repeat(64)), ["name part must be no more than 63 characters"]);
+        assert!(label_value_errors("").is_empty());
+        assert!(label_value_errors("v1.2_x-y").is_empty());
+        assert_eq!(label_value_errors("-x").len(), 1);
+
+        let pod = |metadata: Value| {
+            let mut pod = json!({"metadata": metadata, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+            defaults::apply("", "v1", "Pod", &mut pod);
+            pod
+        };
+        let fields = |object: &Value| -> Vec<(String, String)> {
+            validate("", "v1", "Pod", object, None).into_iter().map(|c| (c.field, c.message)).collect()
+        };
+        let valid =
+            pod(json!({"labels": {"app": "web", "empty": ""}, "annotations": {"Example.COM/Note": "any text"}}));
+        assert!(fields(&valid).is_empty(), "{:?}", fields(&valid));
+        let invalid = pod(json!({"labels": {"bad key": "x", "ok": "bad value!"}, "annotations": {"a b": "x"}}));
+        let found = fields(&invalid);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].0 == "metadata.labels" && found[0].1.starts_with("Invalid value: \"bad key\": name part"));
+        assert!(
+            found[1].0 == "metadata.labels" && found[1].1.starts_with("Invalid value: \"bad value!\": a valid label")
+        );
+        assert!(found[2].0 == "metadata.annotations" && found[2].1.starts_with("Invalid value: \"a b\": name part"));
+        let huge = pod(json!({"annotations": {"big": "x".repeat(ANNOTATIONS_MAX_BYTES)}}));
+        assert_eq!(
+            fields(&huge),
+            [("metadata.annotations".to_string(), "Too long: may not be more than 262144 bytes".to_string())]
+        );
+        // A template's metadata is checked as the pods it makes would be.
+        let mut templated = deployment(json!({"app": "web"}), json!([{"name": "c", "image": "i"}]));
+        templated["spec"]["template"]["metadata"]["annotations"] = json!({"x//y": "z"});
+        let found = validate("apps", "v1", "Deployment", &templated, None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].field, "spec.template.metadata.annotations");
+    }
 
     fn deployment(labels: Value, containers: Value) -> Value {
         let mut object = json!({

@@ -162,12 +162,11 @@ impl NameRule {
                 && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         };
         match self {
-            NameRule::Subdomain => (name.len() > 253 || !name.split('.').all(|l| label_ok(l, false))).then(|| {
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into()
-            }),
-            NameRule::Label => (!label_ok(name, false)).then(|| {
-                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into()
-            }),
+            NameRule::Subdomain => (name.len() > 253 || !name.split('.').all(|l| label_ok(l, false)))
+                .then(|| apimachinery::validation::SUBDOMAIN_MESSAGE.into()),
+            NameRule::Label => {
+                (!label_ok(name, false)).then(|| apimachinery::validation::DNS_LABEL_MESSAGE.into())
+            }
             NameRule::Rfc1035Label => (!label_ok(name, true)).then(|| {
                 "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".into()
             }),

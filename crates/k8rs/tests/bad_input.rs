@@ -33,6 +33,20 @@ fn malformed_and_mistyped_bodies_are_refused_with_a_status() {
             400,
             "spec: expected object, got string",
         ),
+        (
+            "POST",
+            PODS,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"bad key":"x"}},"spec":{"containers":[{"name":"a","image":"b"}]}}"#,
+            422,
+            r#"metadata.labels: Invalid value: "bad key": name part must consist of alphanumeric characters"#,
+        ),
+        (
+            "POST",
+            "/apis/apps/v1/namespaces/default/deployments",
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"},"annotations":{"x//y":"z"}},"spec":{"containers":[{"name":"a","image":"b"}]}}}}"#,
+            422,
+            r#"spec.template.metadata.annotations: Invalid value: "x//y": a qualified name must consist"#,
+        ),
         ("POST", PODS, r#"{"apiVersion":"v1","kind":"Pod","#, 400, "error decoding the JSON body"),
         ("POST", PODS, r#"[1,2,3]"#, 400, "must be a JSON object"),
         (
