@@ -17,6 +17,7 @@ mod objects;
 mod openapi;
 mod openapi_v2;
 pub mod pki;
+mod priority;
 mod rest;
 mod reviews;
 mod revision_slot;
@@ -181,8 +182,8 @@ fn new_metadata(name: &str, namespace: Option<&str>) -> serde_json::Value {
     metadata
 }
 
-/// Makes what every cluster has: the default namespaces, and the `kubernetes` Service (the first Service IP)
-/// with the Endpoints that point at this server.
+/// Makes what every cluster has: the default namespaces, the system PriorityClasses, and the `kubernetes` Service
+/// (the first Service IP) with the Endpoints that point at this server.
 async fn bootstrap(state: &State) -> Result<(), ServerError> {
     let find = |name| registry::find("", "v1", name).expect("core resources are registered");
     for name in DEFAULT_NAMESPACES {
@@ -196,6 +197,10 @@ async fn bootstrap(state: &State) -> Result<(), ServerError> {
             "status": {"phase": "Active"},
         });
         create_if_absent(state, &objects::key(find("namespaces"), None, name), namespace).await?;
+    }
+    for (name, value, description) in priority::SYSTEM_CLASSES {
+        let class = priority::system_class(name, value, description, new_metadata(name, None));
+        create_if_absent(state, &objects::key(priority::priority_classes(), None, name), class).await?;
     }
     let address: SocketAddr = state
         .advertise_address

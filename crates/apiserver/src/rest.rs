@@ -863,6 +863,7 @@ async fn create_object(
     if resource.group.is_empty() && resource.kind == "Pod" {
         defaults::admit_pod_create(&mut object);
         crate::serviceaccounts::admit_pod(state, request.namespace.as_deref().unwrap_or_default(), &mut object).await?;
+        crate::priority::admit_pod(state, &mut object).await?;
     }
     let causes = validation::validate(resource.group, resource.version, resource.kind, &object, None);
     if !causes.is_empty() {

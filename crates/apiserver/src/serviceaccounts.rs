@@ -131,14 +131,23 @@ fn resource(name: &str) -> &'static registry::Resource {
     registry::find("", "v1", name).expect("core resources are registered")
 }
 
-/// An object by name, from the watch cache, or from the store when the cache does not have it (yet).
+/// A core object by name, from the watch cache, or from the store when the cache does not have it (yet).
 async fn lookup(
     state: &State,
     resource_name: &str,
     namespace: Option<&str>,
     name: &str,
 ) -> Result<Option<Arc<Value>>, Status> {
-    let resource = resource(resource_name);
+    lookup_object(state, resource(resource_name), namespace, name).await
+}
+
+/// An object by name, from the watch cache, or from the store when the cache does not have it (yet).
+pub(crate) async fn lookup_object(
+    state: &State,
+    resource: &registry::Resource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Arc<Value>>, Status> {
     let key = objects::key(resource, namespace, name);
     if let Some(object) = state.caches.get(resource).and_then(|cache| cache.get(&key)) {
         return Ok(Some(object));

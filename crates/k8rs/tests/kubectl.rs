@@ -601,6 +601,13 @@ fn created_objects_read_back_with_upstream_defaults_and_invalid_ones_are_refused
     assert_eq!(spec["containers"][0]["terminationMessagePath"], "/dev/termination-log", "{pod}");
     assert_eq!(pod["status"]["phase"], "Pending", "{pod}");
     assert_eq!(pod["status"]["qosClass"], "BestEffort", "{pod}");
+    // Priority admission: no class named and no default class.
+    assert_eq!(
+        (&spec["priority"], &spec["preemptionPolicy"]),
+        (&serde_json::json!(0), &serde_json::json!("PreemptLowerPriority")),
+        "{pod}"
+    );
+    assert!(spec.get("priorityClassName").is_none(), "{pod}");
 
     let deployment = read("deployment", "web");
     let spec = &deployment["spec"];
@@ -618,6 +625,53 @@ fn created_objects_read_back_with_upstream_defaults_and_invalid_ones_are_refused
         .replace("name: web\n", "name: broken\n");
     let refused = fails(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], &mismatched));
     assert!(refused.contains(r#"The Deployment "broken" is invalid: spec.template.metadata.labels"#), "{refused}");
+}
+
+#[test]
+fn pods_take_their_priority_from_their_priority_class() {
+    let server = server();
+    let k = |args: &[&str]| server.kubectl(JSON_KUBECTL, args);
+    let classes = ok(k(&["get", "priorityclasses"]));
+    assert!(classes.contains("system-node-critical") && classes.contains("2000001000"), "{classes}");
+    assert!(classes.contains("system-cluster-critical") && classes.contains("2000000000"), "{classes}");
+    let pod = |name: &str, spec: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec: {{containers: [{{name: c, image: i}}]{spec}}}\n")
+    };
+    let priority = |name: &str| {
+        ok(k(&[
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.spec.priorityClassName}/{.spec.priority}/{.spec.preemptionPolicy}",
+        ]))
+    };
+    ok(server.kubectl_stdin(
+        JSON_KUBECTL,
+        &["create", "-f", "-"],
+        &pod("critical", ", priorityClassName: system-node-critical"),
+    ));
+    assert_eq!(priority("critical"), "system-node-critical/2000001000/PreemptLowerPriority");
+    let missing =
+        fails(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], &pod("lost", ", priorityClassName: nope")));
+    assert!(missing.contains(r#"pods "lost" is forbidden: no PriorityClass with name nope was found"#), "{missing}");
+    let given = fails(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], &pod("mine", ", priority: 7")));
+    assert!(given.contains("the integer value of priority (7) must not be provided in pod spec"), "{given}");
+    // A globalDefault class is what a pod that names none gets.
+    let default_class = "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: batch}\nvalue: 1000\nglobalDefault: true\npreemptionPolicy: Never\n";
+    ok(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], default_class));
+    let mut defaulted = String::new();
+    for attempt in 0..100 {
+        // The class reaches admission through the watch cache.
+        let name = format!("plain-{attempt}");
+        ok(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], &pod(&name, "")));
+        defaulted = priority(&name);
+        if defaulted != "/0/PreemptLowerPriority" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(defaulted, "batch/1000/Never");
 }
 
 #[test]
