@@ -63,6 +63,7 @@ pub fn validate(group: &str, _version: &str, kind: &str, object: &Value, old: Op
             }
         }
         ("batch", "Job") => job(spec, old.map(|o| &o["spec"]), &mut causes),
+        ("scheduling.k8s.io", "PriorityClass") => priority_class(object, old, &mut causes),
         ("batch", "CronJob") => {
             if spec["schedule"].as_str().unwrap_or_default().is_empty() {
                 causes.push(StatusCause::required("spec.schedule"));
@@ -74,6 +75,54 @@ pub fn validate(group: &str, _version: &str, kind: &str, object: &Value, old: Op
         _ => {}
     }
     causes
+}
+
+/// The classes every cluster has (upstream's `SystemPriorityClasses`): name and value; neither is a default.
+pub const SYSTEM_PRIORITY_CLASSES: [(&str, i64); 2] =
+    [("system-node-critical", 2_000_001_000), ("system-cluster-critical", 2_000_000_000)];
+/// Upstream's `HighestUserDefinablePriority`.
+const HIGHEST_USER_PRIORITY: i64 = 1_000_000_000;
+
+fn priority_class(class: &Value, old: Option<&Value>, causes: &mut Vec<StatusCause>) {
+    let name = class["metadata"]["name"].as_str().unwrap_or_default();
+    let value = class["value"].as_i64().unwrap_or(0);
+    let global_default = class["globalDefault"].as_bool().unwrap_or(false);
+    if name.starts_with("system-") {
+        let why = match SYSTEM_PRIORITY_CLASSES.iter().find(|(known, _)| *known == name) {
+            None => Some(format!("{name} is not a known system priority class")),
+            Some((_, known)) if *known != value => Some(format!("value of {name} PriorityClass must be {known}")),
+            Some(_) if global_default => Some(format!("globalDefault of {name} PriorityClass must be false")),
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            let message = format!(
+                "Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: {why}"
+            );
+            causes.push(StatusCause::new("FieldValueForbidden", "metadata.name", message));
+        }
+    } else if value > HIGHEST_USER_PRIORITY {
+        let message = format!("Forbidden: maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}");
+        causes.push(StatusCause::new("FieldValueForbidden", "value", message));
+    }
+    if let Some(policy) = class["preemptionPolicy"].as_str() {
+        if !matches!(policy, "Never" | "PreemptLowerPriority") {
+            causes.push(not_supported("preemptionPolicy".into(), policy, &["Never", "PreemptLowerPriority"]));
+        }
+    }
+    if let Some(old) = old {
+        if old["value"] != class["value"] {
+            causes.push(StatusCause::new(
+                "FieldValueForbidden",
+                "value",
+                "Forbidden: may not be changed in an update.",
+            ));
+        }
+        if old["preemptionPolicy"] != class["preemptionPolicy"] {
+            let policy = go_quote(class["preemptionPolicy"].as_str().unwrap_or_default());
+            causes
+                .push(StatusCause::invalid("preemptionPolicy", format!("Invalid value: {policy}: field is immutable")));
+        }
+    }
 }
 
 /// Where a kind keeps the metadata of the objects it makes (validated as theirs would be).

@@ -198,8 +198,8 @@ async fn bootstrap(state: &State) -> Result<(), ServerError> {
         });
         create_if_absent(state, &objects::key(find("namespaces"), None, name), namespace).await?;
     }
-    for (name, value, description) in priority::SYSTEM_CLASSES {
-        let class = priority::system_class(name, value, description, new_metadata(name, None));
+    for (name, value) in apimachinery::validation::SYSTEM_PRIORITY_CLASSES {
+        let class = priority::system_class(name, value, new_metadata(name, None));
         create_if_absent(state, &objects::key(priority::priority_classes(), None, name), class).await?;
     }
     let address: SocketAddr = state

@@ -11,31 +11,26 @@ use apimachinery::status::{Status, StatusDetails};
 /// What a pod gets when no PriorityClass applies.
 const DEFAULT_PREEMPTION: &str = "PreemptLowerPriority";
 
-/// The built-in classes: name, value, description (upstream's `SystemPriorityClasses`).
-pub const SYSTEM_CLASSES: [(&str, i64, &str); 2] = [
-    (
-        "system-node-critical",
-        2_000_001_000,
-        "Used for system critical pods that must not be moved from their current node.",
-    ),
-    (
-        "system-cluster-critical",
-        2_000_000_000,
-        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
-    ),
-];
+/// The description upstream gives a built-in class.
+fn system_class_description(name: &str) -> &'static str {
+    if name == "system-node-critical" {
+        "Used for system critical pods that must not be moved from their current node."
+    } else {
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."
+    }
+}
 
 pub fn priority_classes() -> &'static registry::Resource {
     registry::find("scheduling.k8s.io", "v1", "priorityclasses").expect("priorityclasses are registered")
 }
 
-/// A built-in class as upstream's API server makes it.
-pub fn system_class(name: &str, value: i64, description: &str, metadata: Value) -> Value {
+/// A built-in class (`validation::SYSTEM_PRIORITY_CLASSES`) as upstream's API server makes it.
+pub fn system_class(name: &str, value: i64, metadata: Value) -> Value {
     let mut class = json!({
         "apiVersion": "scheduling.k8s.io/v1",
         "kind": "PriorityClass",
         "value": value,
-        "description": description,
+        "description": system_class_description(name),
         "preemptionPolicy": DEFAULT_PREEMPTION,
     });
     class["metadata"] = metadata;
@@ -105,6 +100,28 @@ pub async fn admit_pod(state: &State, pod: &mut Value) -> Result<(), Status> {
 
 fn policy_of(class: &Value) -> String {
     class["preemptionPolicy"].as_str().unwrap_or(DEFAULT_PREEMPTION).to_string()
+}
+
+/// Upstream's Priority admission of a PriorityClass write: a second globalDefault class is Forbidden.
+pub fn admit_class(state: &State, resource: &registry::Resource, class: &Value) -> Result<(), Status> {
+    if resource != priority_classes() || class["globalDefault"].as_bool() != Some(true) {
+        return Ok(());
+    }
+    let name = objects::meta_str(class, "name").unwrap_or_default();
+    match global_default(state) {
+        Some(existing) if objects::meta_str(&existing, "name") != Some(name) => Err(Status::forbidden(format!(
+            "priorityclasses.scheduling.k8s.io {name:?} is forbidden: PriorityClass {} is already marked as default. \
+             Only one default can exist",
+            objects::meta_str(&existing, "name").unwrap_or_default()
+        ))
+        .with_details(StatusDetails {
+            name: name.to_string(),
+            group: "scheduling.k8s.io".into(),
+            kind: "priorityclasses".into(),
+            ..Default::default()
+        })),
+        _ => Ok(()),
+    }
 }
 
 /// The globalDefault class; of several, the lowest value (as upstream picks).

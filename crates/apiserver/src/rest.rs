@@ -877,6 +877,7 @@ async fn create_object(
             return Err(Status::invalid(resource.kind, resource.group, &name, causes));
         }
     }
+    crate::priority::admit_class(state, resource, &object)?;
     check_namespace(state, request).await?;
     if request.dry_run() {
         if state.store.get(&request.key(&name), 0).await.map_err(store_error)?.is_some() {
@@ -1050,6 +1051,7 @@ async fn update(
         }
     }
     let mut updated = updated_object(request, &current, object)?;
+    crate::priority::admit_class(state, request.resource, &updated)?;
     if request.dry_run() {
         return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
     }
@@ -1227,6 +1229,7 @@ async fn patch(
             return Err(Status::modified(request.target(&name)));
         }
         let mut updated = updated_object(request, &current, patched)?;
+        crate::priority::admit_class(state, request.resource, &updated)?;
         if request.dry_run() {
             return Ok(object_response(request, StatusCode::OK, &with_revision(updated, kv.mod_revision)));
         }

@@ -672,6 +672,27 @@ fn pods_take_their_priority_from_their_priority_class() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(defaulted, "batch/1000/Never");
+
+    // Classes are checked as upstream checks them.
+    let class = |name: &str, rest: &str| {
+        format!("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {{name: {name}}}\n{rest}")
+    };
+    let second = fails(server.kubectl_stdin(
+        JSON_KUBECTL,
+        &["create", "-f", "-"],
+        &class("other", "value: 5\nglobalDefault: true\n"),
+    ));
+    assert!(
+        second.contains("PriorityClass batch is already marked as default. Only one default can exist"),
+        "{second}"
+    );
+    let reserved =
+        fails(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], &class("system-mine", "value: 5\n")));
+    assert!(reserved.contains("reserved for system use only. error: system-mine is not a known system priority class"));
+    let high = fails(server.kubectl_stdin(JSON_KUBECTL, &["create", "-f", "-"], &class("high", "value: 1000000001\n")));
+    assert!(high.contains("maximum allowed value of a user defined priority is 1000000000"), "{high}");
+    let changed = fails(k(&["patch", "priorityclass", "batch", "--type=merge", "-p", r#"{"value":7}"#]));
+    assert!(changed.contains("value: Forbidden: may not be changed in an update."), "{changed}");
 }
 
 #[test]
