@@ -54,7 +54,10 @@ pub fn validate(group: &str, _version: &str, kind: &str, object: &Value, old: Op
                     "spec.selector",
                     format!("Invalid value: {}: empty selector is invalid for {selector_noun}", go_selector(selector)),
                 )),
-                Some(selector) => selector_matches_template(selector, spec, &mut causes),
+                Some(selector) => {
+                    label_selector(selector, "spec.selector", &mut causes);
+                    selector_matches_template(selector, spec, &mut causes);
+                }
             }
             pod_spec(&spec["template"]["spec"], "spec.template.spec", &mut causes);
             restart_policy_in(spec, "spec.template.spec", &["Always"], &mut causes);
@@ -141,29 +144,67 @@ const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 /// Upstream's `ValidateLabels` and `ValidateAnnotations` of the metadata at `path`.
 fn object_meta(meta: &Value, path: &str, causes: &mut Vec<StatusCause>) {
     if let Some(labels) = meta["labels"].as_object() {
-        let field = format!("{path}.labels");
-        for (key, value) in labels {
-            for why in qualified_name_errors(key) {
-                causes.push(StatusCause::invalid(&field, format!("Invalid value: {}: {why}", go_quote(key))));
-            }
-            let value = value.as_str().unwrap_or_default();
-            for why in label_value_errors(value) {
-                causes.push(StatusCause::invalid(&field, format!("Invalid value: {}: {why}", go_quote(value))));
-            }
-        }
+        label_map(labels, &format!("{path}.labels"), causes);
     }
     if let Some(annotations) = meta["annotations"].as_object() {
         let field = format!("{path}.annotations");
         // Keys are qualified names in which case does not matter.
         for key in annotations.keys() {
-            for why in qualified_name_errors(&key.to_ascii_lowercase()) {
-                causes.push(StatusCause::invalid(&field, format!("Invalid value: {}: {why}", go_quote(key))));
-            }
+            invalid_each(&field, key, qualified_name_errors(&key.to_ascii_lowercase()), causes);
         }
         let size: usize = annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
         if size > ANNOTATIONS_MAX_BYTES {
             let why = format!("Too long: may not be more than {ANNOTATIONS_MAX_BYTES} bytes");
             causes.push(StatusCause::new("FieldValueTooLong", field, why));
+        }
+    }
+}
+
+/// Upstream's `ValidateLabels`: keys are qualified names, values label values.
+fn label_map(labels: &serde_json::Map<String, Value>, field: &str, causes: &mut Vec<StatusCause>) {
+    for (key, value) in labels {
+        invalid_each(field, key, qualified_name_errors(key), causes);
+        let value = value.as_str().unwrap_or_default();
+        invalid_each(field, value, label_value_errors(value), causes);
+    }
+}
+
+fn invalid_each(field: &str, value: &str, whys: Vec<String>, causes: &mut Vec<StatusCause>) {
+    for why in whys {
+        causes.push(StatusCause::invalid(field, format!("Invalid value: {}: {why}", go_quote(value))));
+    }
+}
+
+/// Upstream's `ValidateLabelSelector` of the selector at `path`.
+fn label_selector(selector: &Value, path: &str, causes: &mut Vec<StatusCause>) {
+    if let Some(labels) = selector["matchLabels"].as_object() {
+        label_map(labels, &format!("{path}.matchLabels"), causes);
+    }
+    for (i, requirement) in selector["matchExpressions"].as_array().into_iter().flatten().enumerate() {
+        let at = format!("{path}.matchExpressions[{i}]");
+        let values = requirement["values"].as_array().map(Vec::as_slice).unwrap_or_default();
+        match requirement["operator"].as_str().unwrap_or_default() {
+            "In" | "NotIn" if values.is_empty() => causes.push(StatusCause::new(
+                "FieldValueRequired",
+                format!("{at}.values"),
+                "Required value: must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(StatusCause::new(
+                "FieldValueForbidden",
+                format!("{at}.values"),
+                "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => causes.push(StatusCause::invalid(
+                format!("{at}.operator"),
+                format!("Invalid value: {}: not a valid selector operator", go_quote(other)),
+            )),
+        }
+        let key = requirement["key"].as_str().unwrap_or_default();
+        invalid_each(&format!("{at}.key"), key, qualified_name_errors(key), causes);
+        for (j, value) in values.iter().enumerate() {
+            let value = value.as_str().unwrap_or_default();
+            invalid_each(&format!("{at}.values[{j}]"), value, label_value_errors(value), causes);
         }
     }
 }
@@ -246,6 +287,7 @@ fn job(spec: &Value, old: Option<&Value>, causes: &mut Vec<StatusCause>) {
     }
     // The selector is generated at creation unless manualSelector is set; one given must match.
     if let Some(selector) = spec.get("selector").filter(|s| !s.is_null()) {
+        label_selector(selector, "spec.selector", causes);
         selector_matches_template(selector, spec, causes);
     }
     pod_spec(&spec["template"]["spec"], "spec.template.spec", causes);
@@ -596,6 +638,23 @@ mod tests {
         assert_eq!(
             fields(&huge),
             [("metadata.annotations".to_string(), "Too long: may not be more than 262144 bytes".to_string())]
+        );
+        // Selectors' keys, values and operators too.
+        let mut selected = deployment(json!({"app": "web"}), json!([{"name": "c", "image": "i"}]));
+        selected["spec"]["selector"]["matchExpressions"] = json!([
+            {"key": "tier", "operator": "In", "values": []},
+            {"key": "bad key", "operator": "Exists"},
+            {"key": "zone", "operator": "Near", "values": ["x"]}
+        ]);
+        let found: Vec<String> = validate("apps", "v1", "Deployment", &selected, None)
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert!(found[0].starts_with("spec.selector.matchExpressions[0].values: Required value: must be specified"));
+        assert!(found[1].starts_with("spec.selector.matchExpressions[1].key: Invalid value: \"bad key\""));
+        assert_eq!(
+            found[2],
+            "spec.selector.matchExpressions[2].operator: Invalid value: \"Near\": not a valid selector operator"
         );
         // A template's metadata is checked as the pods it makes would be.
         let mut templated = deployment(json!({"app": "web"}), json!([{"name": "c", "image": "i"}]));
