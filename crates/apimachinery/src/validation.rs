@@ -11,6 +11,7 @@ use crate::status::StatusCause;
 pub fn validate(group: &str, _version: &str, kind: &str, object: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     let mut causes = Vec::new();
     object_meta(&object["metadata"], "metadata", &mut causes);
+    owners_and_finalizers(&object["metadata"], &mut causes);
     for path in template_metadata(group, kind) {
         let meta = path.split('.').fold(object, |value, field| &value[field]);
         object_meta(meta, path, &mut causes);
@@ -157,6 +158,59 @@ fn object_meta(meta: &Value, path: &str, causes: &mut Vec<StatusCause>) {
             let why = format!("Too long: may not be more than {ANNOTATIONS_MAX_BYTES} bytes");
             causes.push(StatusCause::new("FieldValueTooLong", field, why));
         }
+    }
+}
+
+/// Upstream's `ValidateOwnerReferences` and `ValidateFinalizers` of an object's own metadata.
+fn owners_and_finalizers(meta: &Value, causes: &mut Vec<StatusCause>) {
+    let field = "metadata.ownerReferences";
+    let mut controller: Option<String> = None;
+    let owners = meta["ownerReferences"].as_array().map(Vec::as_slice).unwrap_or_default();
+    for owner in owners {
+        let text = |key: &str| owner[key].as_str().unwrap_or_default();
+        let version = text("apiVersion").rsplit('/').next().unwrap_or_default();
+        for (key, value, what) in [
+            ("apiVersion", version, "version"),
+            ("kind", text("kind"), "kind"),
+            ("name", text("name"), "name"),
+            ("uid", text("uid"), "uid"),
+        ] {
+            if value.is_empty() {
+                let message = format!("Invalid value: {}: {what} must not be empty", go_quote(text(key)));
+                causes.push(StatusCause::invalid(format!("{field}.{key}"), message));
+            }
+        }
+        if text("apiVersion") == "v1" && text("kind") == "Event" {
+            causes.push(StatusCause::invalid(
+                field,
+                "Invalid value: v1.OwnerReference{...}: /v1, Kind=Event is disallowed from being an owner",
+            ));
+        }
+        if owner["controller"].as_bool() == Some(true) {
+            let this = format!("{}/{}", text("kind"), text("name"));
+            match &controller {
+                Some(first) => causes.push(StatusCause::invalid(
+                    field,
+                    format!(
+                        "Invalid value: []v1.OwnerReference{{...}}: Only one reference can have Controller set to true. \
+                         Found \"true\" in references for {first} and {this}"
+                    ),
+                )),
+                None => controller = Some(this),
+            }
+        }
+    }
+    let finalizers: Vec<&str> =
+        meta["finalizers"].as_array().into_iter().flatten().map(|f| f.as_str().unwrap_or_default()).collect();
+    for finalizer in &finalizers {
+        invalid_each("metadata.finalizers", finalizer, qualified_name_errors(finalizer), causes);
+    }
+    if finalizers.contains(&"orphan") && finalizers.contains(&"foregroundDeletion") {
+        let listed = finalizers.iter().map(|f| go_quote(f)).collect::<Vec<_>>().join(", ");
+        causes.push(StatusCause::invalid(
+            "metadata.finalizers",
+            format!("Invalid value: []string{{{listed}}}: finalizer orphan and foregroundDeletion cannot be both set"),
+        ));
     }
 }
 
@@ -639,6 +693,21 @@ mod tests {
             fields(&huge),
             [("metadata.annotations".to_string(), "Too long: may not be more than 262144 bytes".to_string())]
         );
+        // Owner references and finalizers.
+        let owned = pod(json!({
+            "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "a", "uid": "1", "controller": true},
+                {"apiVersion": "apps/v1", "kind": "", "name": "b", "uid": "", "controller": true}
+            ],
+            "finalizers": ["example.com/keep", "bad finalizer", "orphan", "foregroundDeletion"]
+        }));
+        let found: Vec<String> = fields(&owned).into_iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        assert_eq!(found.len(), 5, "{found:?}");
+        assert_eq!(found[0], "metadata.ownerReferences.kind: Invalid value: \"\": kind must not be empty");
+        assert_eq!(found[1], "metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty");
+        assert!(found[2].ends_with("Found \"true\" in references for ReplicaSet/a and /b"), "{found:?}");
+        assert!(found[3].starts_with("metadata.finalizers: Invalid value: \"bad finalizer\": name part"));
+        assert!(found[4].ends_with("finalizer orphan and foregroundDeletion cannot be both set"));
         // Selectors' keys, values and operators too.
         let mut selected = deployment(json!({"app": "web"}), json!([{"name": "c", "image": "i"}]));
         selected["spec"]["selector"]["matchExpressions"] = json!([
