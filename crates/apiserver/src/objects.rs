@@ -191,6 +191,20 @@ pub fn validate_name(resource: &Resource, name: &str) -> Vec<StatusCause> {
     }
 }
 
+/// Checks `metadata.generateName` as a name prefix: as upstream, a trailing dash is masked first.
+pub fn validate_generate_name(resource: &Resource, base: &str) -> Vec<StatusCause> {
+    let masked = match base.strip_suffix('-') {
+        Some(rest) if base.len() > 1 => {
+            format!("{}a", &rest[..rest.len() - rest.chars().last().map_or(0, char::len_utf8)])
+        }
+        _ => base.to_string(),
+    };
+    match NameRule::for_resource(resource).check(&masked) {
+        Some(why) => vec![StatusCause::invalid("metadata.generateName", format!("Invalid value: {base:?}: {why}"))],
+        None => Vec::new(),
+    }
+}
+
 /// The object's `metadata`, made an object if it is missing.
 pub fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
@@ -224,6 +238,16 @@ pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generate_name_is_checked_as_a_prefix() {
+        let configmaps = apimachinery::registry::find("", "v1", "configmaps").unwrap();
+        assert!(validate_generate_name(configmaps, "web-").is_empty(), "a trailing dash is masked");
+        assert!(validate_generate_name(configmaps, "a-").is_empty());
+        let causes = validate_generate_name(configmaps, "Bad_");
+        assert_eq!(causes[0].field, "metadata.generateName");
+        assert!(causes[0].message.starts_with("Invalid value: \"Bad_\": a lowercase RFC 1123 subdomain"));
+    }
     use std::time::Duration;
 
     #[test]

@@ -851,7 +851,9 @@ async fn create_object(
     for field in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation", "selfLink"] {
         metadata.remove(field);
     }
-    let causes = objects::validate_name(resource, &name);
+    let mut causes =
+        generate_name.as_deref().map(|base| objects::validate_generate_name(resource, base)).unwrap_or_default();
+    causes.extend(objects::validate_name(resource, &name));
     if !causes.is_empty() {
         return Err(Status::invalid(resource.kind, resource.group, &name, causes));
     }

@@ -47,6 +47,13 @@ fn malformed_and_mistyped_bodies_are_refused_with_a_status() {
             422,
             r#"spec.template.metadata.annotations: Invalid value: "x//y": a qualified name must consist"#,
         ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"Bad_"}}"#,
+            422,
+            r#"metadata.generateName: Invalid value: "Bad_": a lowercase RFC 1123 subdomain"#,
+        ),
         ("POST", PODS, r#"{"apiVersion":"v1","kind":"Pod","#, 400, "error decoding the JSON body"),
         ("POST", PODS, r#"[1,2,3]"#, 400, "must be a JSON object"),
         (
