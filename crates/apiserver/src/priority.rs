@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::serviceaccounts::forbidden;
 use crate::{objects, State};
 use apimachinery::registry;
 use apimachinery::status::{Status, StatusDetails};
@@ -38,14 +39,6 @@ pub fn system_class(name: &str, value: i64, metadata: Value) -> Value {
     class
 }
 
-fn forbidden(pod: &str, why: String) -> Status {
-    Status::forbidden(format!("pods {pod:?} is forbidden: {why}")).with_details(StatusDetails {
-        name: pod.to_string(),
-        kind: "pods".into(),
-        ..Default::default()
-    })
-}
-
 /// Sets a new pod's priority class name, priority and preemption policy; Forbidden for a class that does not
 /// exist, or a priority or policy in the pod that differs from its class's.
 pub async fn admit_pod(state: &State, pod: &mut Value) -> Result<(), Status> {
@@ -58,7 +51,7 @@ pub async fn admit_pod(state: &State, pod: &mut Value) -> Result<(), Status> {
         Some(name) => {
             let Some(class) = crate::serviceaccounts::lookup_object(state, priority_classes(), None, &name).await?
             else {
-                return Err(forbidden(&pod_name, format!("no PriorityClass with name {name} was found")));
+                return Err(forbidden(&pod_name, &format!("no PriorityClass with name {name} was found")));
             };
             (name, class["value"].as_i64().unwrap_or(0), policy_of(&class))
         }
@@ -74,7 +67,7 @@ pub async fn admit_pod(state: &State, pod: &mut Value) -> Result<(), Status> {
     if let Some(given) = spec["priority"].as_i64().filter(|given| *given != priority) {
         return Err(forbidden(
             &pod_name,
-            format!(
+            &format!(
                 "the integer value of priority ({given}) must not be provided in pod spec; priority admission \
                  controller computed {priority} from the given PriorityClass name"
             ),
@@ -83,7 +76,7 @@ pub async fn admit_pod(state: &State, pod: &mut Value) -> Result<(), Status> {
     if let Some(given) = spec["preemptionPolicy"].as_str().filter(|given| *given != policy) {
         return Err(forbidden(
             &pod_name,
-            format!(
+            &format!(
                 "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority \
                  admission controller computed {policy} from the given PriorityClass name"
             ),
@@ -104,7 +97,8 @@ fn policy_of(class: &Value) -> String {
 
 /// Upstream's Priority admission of a PriorityClass write: a second globalDefault class is Forbidden.
 pub fn admit_class(state: &State, resource: &registry::Resource, class: &Value) -> Result<(), Status> {
-    if resource != priority_classes() || class["globalDefault"].as_bool() != Some(true) {
+    let is_class = resource.group == "scheduling.k8s.io" && resource.name == "priorityclasses";
+    if !is_class || class["globalDefault"].as_bool() != Some(true) {
         return Ok(());
     }
     let name = objects::meta_str(class, "name").unwrap_or_default();

@@ -164,7 +164,7 @@ pub(crate) async fn lookup_object(
 // Admission
 
 /// `pods "NAME" is forbidden: WHY`, as upstream's admission errors read.
-fn forbidden(pod: &str, why: &str) -> Status {
+pub(crate) fn forbidden(pod: &str, why: &str) -> Status {
     Status::forbidden(format!("pods {pod:?} is forbidden: {why}")).with_details(StatusDetails {
         name: pod.to_string(),
         kind: "pods".into(),
