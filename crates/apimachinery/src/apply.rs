@@ -9,8 +9,9 @@
 //!
 //! Pure functions: no I/O (the clock is read for the entries' `time`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
@@ -171,9 +172,11 @@ impl Node {
 /// `field_set(object, schema).to_fields_v1()` of a written object, built directly: every create records one, and
 /// the set's per-path copies and the intermediate tree cost more than the rest of a create's managedFields. A null
 /// is no field set, as upstream's typed objects read it (a template's `creationTimestamp: null` is owned by none).
+/// A create is an Update of the type's zero value: what that lacks is owned itself too (see [`Zero`]).
 fn fields_v1_of_object(object: &Value, schema: &PatchSchema) -> Map<String, Value> {
     let mut root = Map::new();
     let Some(map) = object.as_object() else { return root };
+    let zero = Zero::of_object(schema);
     for (key, value) in map {
         if UNOWNED_TOP.contains(&key.as_str()) {
             continue;
@@ -184,25 +187,27 @@ fn fields_v1_of_object(object: &Value, schema: &PatchSchema) -> Map<String, Valu
             let fields: Map<String, Value> = meta
                 .iter()
                 .filter(|(k, _)| !UNOWNED_META.contains(&k.as_str()))
-                .filter_map(|(k, v)| Some((field_element(k), fields_v1_of_value(v, &info.schema.apply_field(k))?)))
+                .filter_map(|(k, v)| {
+                    Some((field_element(k), fields_v1_of_value(v, &info.schema.apply_field(k), Zero::Absent)?))
+                })
                 .collect();
             if !fields.is_empty() {
                 root.insert(field_element(key), Value::Object(fields));
             }
-        } else if let Some(node) = fields_v1_of_value(value, &info) {
+        } else if let Some(node) = fields_v1_of_value(value, &info, zero.field(key)) {
             root.insert(field_element(key), node);
         }
     }
     root
 }
 
-/// The `FieldsV1` node of a member field: `{}` for a leaf, its children otherwise; none for a null, or for a map
-/// of nothing but nulls.
-fn fields_v1_of_value(value: &Value, info: &ApplyField) -> Option<Value> {
-    let fields = match value {
+/// The `FieldsV1` node of a member field: `{}` for a leaf, its children otherwise (with `.` when the zero value
+/// lacks it); none for a null, or for a map of nothing but nulls.
+fn fields_v1_of_value(value: &Value, info: &ApplyField, zero: Zero) -> Option<Value> {
+    let mut fields = match value {
         Value::Null => return None,
         Value::Object(map) if !info.atomic_map && !map.is_empty() => {
-            let fields = fields_v1_of_map(map, &info.schema);
+            let fields = fields_v1_of_map(map, &info.schema, zero);
             if fields.is_empty() {
                 return None;
             }
@@ -216,7 +221,8 @@ fn fields_v1_of_value(value: &Value, info: &ApplyField) -> Option<Value> {
                 let Some(elements) = elements else { return Some(Value::Object(Map::new())) };
                 let mut fields = Map::new();
                 for (item, element) in items.iter().zip(elements) {
-                    let mut children = item.as_object().map(|m| fields_v1_of_map(m, &info.schema)).unwrap_or_default();
+                    let mut children =
+                        item.as_object().map(|m| fields_v1_of_map(m, &info.schema, Zero::Absent)).unwrap_or_default();
                     // An element is a member of its own, besides its fields.
                     if !children.is_empty() {
                         children.insert(".".into(), Value::Object(Map::new()));
@@ -233,13 +239,63 @@ fn fields_v1_of_value(value: &Value, info: &ApplyField) -> Option<Value> {
         },
         _ => Map::new(),
     };
+    if !fields.is_empty() && zero.is_absent() {
+        fields.insert(".".into(), Value::Object(Map::new()));
+    }
     Some(Value::Object(fields))
 }
 
-fn fields_v1_of_map(map: &Map<String, Value>, schema: &PatchSchema) -> Map<String, Value> {
+fn fields_v1_of_map(map: &Map<String, Value>, schema: &PatchSchema, zero: Zero) -> Map<String, Value> {
     map.iter()
-        .filter_map(|(key, value)| Some((field_element(key), fields_v1_of_value(value, &schema.apply_field(key))?)))
+        .filter_map(|(key, value)| {
+            Some((field_element(key), fields_v1_of_value(value, &schema.apply_field(key), zero.field(key))?))
+        })
         .collect()
+}
+
+/// The fields of a built-in type's Go zero value that hold an object or a list, by OpenAPI definition: the
+/// definition of a non-pointer struct (an empty object there), or null for a field that is null there
+/// (`data/zero-fields.json`, written by `scripts/zero-fields.py` from k8s.io/api).
+type ZeroFields = HashMap<String, HashMap<String, Option<String>>>;
+
+fn zero_fields() -> &'static ZeroFields {
+    static FIELDS: OnceLock<ZeroFields> = OnceLock::new();
+    FIELDS.get_or_init(|| {
+        serde_json::from_str(include_str!("../data/zero-fields.json")).expect("zero-fields.json is valid")
+    })
+}
+
+/// Where a node of an object stands in the zero value of its type. Upstream's managed fields of an Update are the
+/// fields that differ from the object before, which for a create is the zero value: a map, struct or list that is
+/// new is owned itself besides its members (`.` in FieldsV1). A Deployment's `spec`, `spec.strategy` and
+/// `spec.template.metadata` are in the zero value (non-pointer structs); its labels, `strategy.rollingUpdate` or a
+/// container's `ports` are not.
+#[derive(Clone, Copy)]
+enum Zero {
+    Absent,
+    /// Present, with the fields of its own that are present too (none known for a type without them).
+    Present(Option<&'static HashMap<String, Option<String>>>),
+}
+
+impl Zero {
+    /// The zero value of the object of a schema (a custom resource's holds nothing but itself).
+    fn of_object(schema: &PatchSchema) -> Zero {
+        Zero::Present(schema.definition().and_then(|name| zero_fields().get(name)))
+    }
+
+    fn field(self, key: &str) -> Zero {
+        match self {
+            Zero::Present(Some(fields)) => match fields.get(key) {
+                Some(definition) => Zero::Present(definition.as_deref().and_then(|name| zero_fields().get(name))),
+                None => Zero::Absent,
+            },
+            _ => Zero::Absent,
+        }
+    }
+
+    fn is_absent(self) -> bool {
+        matches!(self, Zero::Absent)
+    }
 }
 
 /// Merges the node of a second list element with the same key into the first's: `{}` is a member without
@@ -684,11 +740,19 @@ pub fn record_update_subresource(
         return record_create(new, manager, subresource, schema);
     };
     let mut entries = managed_fields(old);
-    let new_set = field_set(new, schema);
+    let mut new_set = field_set(new, schema);
+    if subresource == "status" {
+        // Status is owned through its subresource only (the main resource leaves it as it was).
+        if let Some(status) = new.get("status") {
+            let mut prefix = vec![field_element("status")];
+            walk_value(status, &schema.apply_field("status"), &mut prefix, &mut new_set);
+        }
+    }
     // A null is no field set (see `fields_v1_of_object`).
     let set_and_changed =
         |p: &&FieldPath| differs(old, new, p, &new_set) && !value_at(new, p).is_some_and(Value::is_null);
-    let changed = FieldSet { paths: new_set.paths().filter(set_and_changed).cloned().collect() };
+    let mut changed = FieldSet { paths: new_set.paths().filter(set_and_changed).cloned().collect() };
+    changed.paths.extend(added_nodes(old, new, schema, subresource).paths);
     for entry in &mut entries {
         entry.fields.paths.retain(|p| new_set.contains(p) || value_at(new, p).is_some());
         if !entry.is(manager, "Update", subresource) {
@@ -714,6 +778,86 @@ pub fn record_update_subresource(
         }
     }
     set_managed_fields(new, entries);
+}
+
+/// The maps, structs and lists with members that `new` has and `old` had not, as upstream's typed comparison
+/// adds them (owned themselves, `.` in FieldsV1). One that the old object's Go value holds, being in `old` or in
+/// its type's zero value, is not added.
+fn added_nodes(old: &Value, new: &Value, schema: &PatchSchema, subresource: &str) -> FieldSet {
+    let mut set = FieldSet::new();
+    let Some(new_map) = new.as_object() else { return set };
+    let zero = Zero::of_object(schema);
+    let mut prefix = Vec::new();
+    for (key, value) in new_map {
+        let owned_status = key == "status" && subresource == "status";
+        if UNOWNED_TOP.contains(&key.as_str()) && !owned_status {
+            continue;
+        }
+        let info = schema.apply_field(key);
+        prefix.push(field_element(key));
+        let before = old.get(key);
+        if key == "metadata" {
+            let fields = value.as_object().into_iter().flatten().filter(|(k, _)| !UNOWNED_META.contains(&k.as_str()));
+            for (field, value) in fields {
+                prefix.push(field_element(field));
+                let before = before.and_then(|m| m.get(field));
+                added_below(value, before, &info.schema.apply_field(field), Zero::Absent, &mut prefix, &mut set);
+                prefix.pop();
+            }
+        } else {
+            added_below(value, before, &info, zero.field(key), &mut prefix, &mut set);
+        }
+        prefix.pop();
+    }
+    set
+}
+
+/// [`added_nodes`] from the node at `prefix`, `new` now and `old` before; `zero` is its place in the zero value.
+fn added_below(
+    new: &Value,
+    old: Option<&Value>,
+    info: &ApplyField,
+    zero: Zero,
+    prefix: &mut FieldPath,
+    set: &mut FieldSet,
+) {
+    let held = old.is_some() || !zero.is_absent();
+    // The zero value of what lies below: the type's own when the old object has the node.
+    let below = if old.is_some() { Zero::of_object(&info.schema) } else { zero };
+    match new {
+        Value::Object(map) if !info.atomic_map && map.values().any(|v| !v.is_null()) => {
+            if !held {
+                set.insert(prefix.clone());
+            }
+            for (key, value) in map {
+                prefix.push(field_element(key));
+                let before = old.and_then(|o| o.get(key));
+                added_below(value, before, &info.schema.apply_field(key), below.field(key), prefix, set);
+                prefix.pop();
+            }
+        }
+        Value::Array(items) if !items.is_empty() && info.list != ListType::Atomic => {
+            if !held {
+                set.insert(prefix.clone());
+            }
+            let ListType::Map(keys) = info.list else { return };
+            for item in items {
+                let (Some(element), Some(fields)) = (key_element(item, keys), item.as_object()) else { continue };
+                let before =
+                    old.and_then(Value::as_array).and_then(|a| a.iter().find(|i| element_matches(i, &element)));
+                let element_zero = if before.is_some() { Zero::of_object(&info.schema) } else { Zero::Absent };
+                prefix.push(element);
+                for (key, value) in fields {
+                    prefix.push(field_element(key));
+                    let old_value = before.and_then(|b| b.get(key));
+                    added_below(value, old_value, &info.schema.apply_field(key), element_zero.field(key), prefix, set);
+                    prefix.pop();
+                }
+                prefix.pop();
+            }
+        }
+        _ => {}
+    }
 }
 
 /// [`record_update_subresource`] of a new object: the writer owns every field it sets, in the one entry.
@@ -863,6 +1007,121 @@ mod tests {
         assert_eq!(managers, [&json!("kubectl")], "the scaler's emptied entry is dropped");
     }
 
+    /// The `.` members upstream records: a create owns each map, struct and list its type's zero value lacks
+    /// (labels, `strategy.rollingUpdate`, a ConfigMap's `data`, everything inside a list element) besides their
+    /// members; an update owns the ones it adds; a status write owns status fields.
+    #[test]
+    fn new_maps_and_structs_are_owned_themselves() {
+        let schema = deployment_schema();
+        // `kubectl create deployment web --image=nginx`, as stored after defaulting.
+        let mut created = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"creationTimestamp": null, "labels": {"app": "web"}},
+                    "spec": {
+                        "containers": [{"name": "nginx", "image": "nginx", "resources": {},
+                                        "terminationMessagePath": "/dev/termination-log",
+                                        "terminationMessagePolicy": "File", "imagePullPolicy": "Always"}],
+                        "restartPolicy": "Always",
+                        "terminationGracePeriodSeconds": 30,
+                        "dnsPolicy": "ClusterFirst",
+                        "securityContext": {},
+                        "schedulerName": "default-scheduler"
+                    }
+                },
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+                "revisionHistoryLimit": 10,
+                "progressDeadlineSeconds": 600
+            },
+            "status": {}
+        });
+        record_update(None, &mut created, "kubectl-create", &schema);
+        // As upstream's API server records it.
+        let upstream = json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {
+                "f:progressDeadlineSeconds": {},
+                "f:replicas": {},
+                "f:revisionHistoryLimit": {},
+                "f:selector": {},
+                "f:strategy": {
+                    "f:rollingUpdate": {".": {}, "f:maxSurge": {}, "f:maxUnavailable": {}},
+                    "f:type": {}
+                },
+                "f:template": {
+                    "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                    "f:spec": {
+                        "f:containers": {
+                            "k:{\"name\":\"nginx\"}": {
+                                ".": {},
+                                "f:image": {},
+                                "f:imagePullPolicy": {},
+                                "f:name": {},
+                                "f:resources": {},
+                                "f:terminationMessagePath": {},
+                                "f:terminationMessagePolicy": {}
+                            }
+                        },
+                        "f:dnsPolicy": {},
+                        "f:restartPolicy": {},
+                        "f:schedulerName": {},
+                        "f:securityContext": {},
+                        "f:terminationGracePeriodSeconds": {}
+                    }
+                }
+            }
+        });
+        assert_eq!(entry(&created, "kubectl-create")["fieldsV1"], upstream);
+
+        // Inside a new list element everything is new; a list the zero value lacks is owned itself.
+        let mut edited = created.clone();
+        let container = &mut edited["spec"]["template"]["spec"]["containers"][0];
+        container["ports"] = json!([{"containerPort": 80, "protocol": "TCP"}]);
+        container["resources"] = json!({"limits": {"cpu": "1"}});
+        edited["metadata"]["annotations"] = json!({"note": "x"});
+        record_update(Some(&created), &mut edited, "kubectl-edit", &schema);
+        let fields = &entry(&edited, "kubectl-edit")["fieldsV1"];
+        let container = &fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"];
+        assert_eq!(
+            container["f:ports"],
+            json!({".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}, "f:protocol": {}}}),
+            "{fields}"
+        );
+        // `resources` was there (a non-pointer struct of the container); its limits are new.
+        assert_eq!(container["f:resources"], json!({"f:limits": {".": {}, "f:cpu": {}}}), "{fields}");
+        assert_eq!(fields["f:metadata"], json!({"f:annotations": {".": {}, "f:note": {}}}), "{fields}");
+
+        // A map in a type's zero value only as null (a ConfigMap has no such field; `data` is absent): owned.
+        let mut config =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
+        record_update(None, &mut config, "kubectl-create", &schema_for_kind("", "v1", "ConfigMap").unwrap());
+        assert_eq!(entry(&config, "kubectl-create")["fieldsV1"], json!({"f:data": {".": {}, "f:k": {}}}));
+
+        // A status write owns what it changes in status, under its subresource; `status` is in the zero value.
+        let mut reported = edited.clone();
+        reported["status"] = json!({"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
+        record_update_subresource(Some(&edited), &mut reported, "kube-controller-manager", "status", &schema);
+        let status = reported["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["subresource"] == "status")
+            .expect("a status entry");
+        assert_eq!(
+            status["fieldsV1"],
+            json!({"f:status": {
+                "f:conditions": {".": {}, "k:{\"type\":\"Available\"}": {".": {}, "f:status": {}, "f:type": {}}},
+                "f:replicas": {}
+            }}),
+            "{status}"
+        );
+    }
+
     /// As `kubectl create deployment` writes it: upstream's managedFields leave out the template's
     /// `creationTimestamp: null` and own the selector whole.
     #[test]
@@ -875,7 +1134,12 @@ mod tests {
         record_update(None, &mut created, "kubectl-create", &schema);
         let fields = &entry(&created, "kubectl-create")["fieldsV1"];
         assert_eq!(fields["f:spec"]["f:selector"], json!({}), "{fields}");
-        assert_eq!(fields["f:spec"]["f:template"]["f:metadata"], json!({"f:labels": {"f:app": {}}}), "{fields}");
+        // The template's metadata is in a Deployment's zero value, its labels are not.
+        assert_eq!(
+            fields["f:spec"]["f:template"]["f:metadata"],
+            json!({"f:labels": {".": {}, "f:app": {}}}),
+            "{fields}"
+        );
         assert!(fields["f:spec"].get("f:strategy").is_none(), "a map of nulls is no field: {fields}");
         let container = &fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
         assert_eq!(container["f:resources"], json!({}), "an empty map is a field: {fields}");
@@ -989,7 +1253,10 @@ mod tests {
             json!("not an object"),
         ];
         for pod in pods {
-            let expected = field_set(&pod, &schema).to_fields_v1();
+            // A create is an update of an object that had nothing but its type's zero value.
+            let mut set = field_set(&pod, &schema);
+            set.paths.extend(added_nodes(&json!({}), &pod, &schema, "").paths);
+            let expected = set.to_fields_v1();
             assert_eq!(Value::Object(fields_v1_of_object(&pod, &schema)), expected, "{pod}");
             let mut created = pod.clone();
             record_update(None, &mut created, "m", &schema);

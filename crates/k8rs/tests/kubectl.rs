@@ -733,6 +733,16 @@ fn server_side_apply_tracks_managed_fields_and_conflicts() {
     assert!(yaml.contains("f:replicas: {}"), "{yaml}");
     assert_eq!(get("cm", "site", "jsonpath={.metadata.labels.tier}"), "web");
 
+    // An Update owns the maps and structs it adds (`.`), not those of the type's zero value, as upstream records.
+    ok(server.kubectl(None, &["-n", "web", "create", "deployment", "dotted", "--image=nginx"]));
+    let created: serde_json::Value = serde_json::from_str(&get("deploy", "dotted", "json")).unwrap();
+    let fields = &created["metadata"]["managedFields"][0]["fieldsV1"];
+    assert_eq!(created["metadata"]["managedFields"][0]["manager"], "kubectl-create", "{created}");
+    assert_eq!(fields["f:metadata"], serde_json::json!({"f:labels": {".": {}, "f:app": {}}}), "{fields}");
+    assert!(fields["f:spec"].get(".").is_none() && fields["f:spec"]["f:strategy"].get(".").is_none(), "{fields}");
+    assert!(fields["f:spec"]["f:strategy"]["f:rollingUpdate"].get(".").is_some(), "{fields}");
+    assert!(fields["f:spec"]["f:template"]["f:metadata"]["f:labels"].get(".").is_some(), "{fields}");
+
     ok(server.kubectl(JSON_KUBECTL, &["-n", "web", "scale", "deployment", "front", "--replicas=5"]));
     let conflict = fails(server.kubectl_stdin(None, &["apply", "--server-side", "-f", "-"], &labelled));
     assert!(conflict.contains("Apply failed with 1 conflict") && conflict.contains(".spec.replicas"), "{conflict}");

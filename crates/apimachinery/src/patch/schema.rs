@@ -113,6 +113,14 @@ impl PatchSchema {
 
     const UNKNOWN: PatchSchema = PatchSchema { node: Node::Unknown };
 
+    /// The OpenAPI definition this schema is of, when it is one.
+    pub(crate) fn definition(&self) -> Option<&'static str> {
+        match self.node {
+            Node::Def(def) => Some(&def.name),
+            _ => None,
+        }
+    }
+
     /// The schema and patch metadata of field `key` when its value is a map.
     pub(crate) fn map_field(&self, key: &str) -> (PatchSchema, FieldPatch) {
         let (ty, patch) = self.field(key);
