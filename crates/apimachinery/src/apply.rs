@@ -841,10 +841,15 @@ fn added_below(
                 set.insert(prefix.clone());
             }
             let ListType::Map(keys) = info.list else { return };
+            let old_elements: HashMap<String, &Value> = old
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|item| Some((key_element(item, keys)?, item)))
+                .collect();
             for item in items {
                 let (Some(element), Some(fields)) = (key_element(item, keys), item.as_object()) else { continue };
-                let before =
-                    old.and_then(Value::as_array).and_then(|a| a.iter().find(|i| element_matches(i, &element)));
+                let before = old_elements.get(&element).copied();
                 let element_zero = if before.is_some() { Zero::of_object(&info.schema) } else { Zero::Absent };
                 prefix.push(element);
                 for (key, value) in fields {
