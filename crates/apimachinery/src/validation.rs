@@ -20,8 +20,13 @@ pub fn validate(group: &str, _version: &str, kind: &str, object: &Value, old: Op
     match (group, kind) {
         ("", "Pod") => {
             pod_spec(spec, "spec", &mut causes);
-            if let Some(old) = old {
-                pod_update(spec, &old["spec"], &mut causes);
+            match old {
+                Some(old) => pod_update(spec, &old["spec"], &mut causes),
+                // Ephemeral containers are added to running pods, through their subresource.
+                None if spec["ephemeralContainers"].as_array().is_some_and(|c| !c.is_empty()) => {
+                    causes.push(forbidden("spec.ephemeralContainers", "cannot be set on create"))
+                }
+                None => {}
             }
         }
         ("", "PodTemplate") => pod_spec(&object["template"]["spec"], "template.spec", &mut causes),
@@ -554,29 +559,7 @@ fn pod_spec(spec: &Value, path: &str, causes: &mut Vec<StatusCause>) {
         for (i, container) in spec[list].as_array().into_iter().flatten().enumerate() {
             let at = format!("{path}.{list}[{i}]");
             unique_label_name(container["name"].as_str().unwrap_or_default(), format!("{at}.name"), &mut names, causes);
-            if container["image"].as_str().unwrap_or_default().is_empty() {
-                causes.push(StatusCause::required(format!("{at}.image")));
-            }
-            if let Some(policy) = container["imagePullPolicy"].as_str().filter(|p| !p.is_empty()) {
-                if !["Always", "IfNotPresent", "Never"].contains(&policy) {
-                    causes.push(not_supported(
-                        format!("{at}.imagePullPolicy"),
-                        policy,
-                        &["Always", "IfNotPresent", "Never"],
-                    ));
-                }
-            }
-            container_ports(container, &at, causes);
-            for (j, mount) in container["volumeMounts"].as_array().into_iter().flatten().enumerate() {
-                let name = mount["name"].as_str().unwrap_or_default();
-                if !volumes.contains(name) {
-                    causes.push(StatusCause::new(
-                        "FieldValueNotFound",
-                        format!("{at}.volumeMounts[{j}].name"),
-                        format!("Not found: {}", go_quote(name)),
-                    ));
-                }
-            }
+            container_common(container, &at, &volumes, causes);
         }
     }
     match spec["restartPolicy"].as_str().unwrap_or_default() {
@@ -589,6 +572,30 @@ fn pod_spec(spec: &Value, path: &str, causes: &mut Vec<StatusCause>) {
         "" => {}
         policy if dns_policies.contains(&policy) => {}
         other => causes.push(not_supported(format!("{path}.dnsPolicy"), other, &dns_policies)),
+    }
+}
+
+/// The rules every kind of container shares: an image, a known pull policy, valid ports, mounts of the pod's
+/// volumes.
+fn container_common(container: &Value, at: &str, volumes: &BTreeSet<String>, causes: &mut Vec<StatusCause>) {
+    if container["image"].as_str().unwrap_or_default().is_empty() {
+        causes.push(StatusCause::required(format!("{at}.image")));
+    }
+    if let Some(policy) = container["imagePullPolicy"].as_str().filter(|p| !p.is_empty()) {
+        if !["Always", "IfNotPresent", "Never"].contains(&policy) {
+            causes.push(not_supported(format!("{at}.imagePullPolicy"), policy, &["Always", "IfNotPresent", "Never"]));
+        }
+    }
+    container_ports(container, at, causes);
+    for (j, mount) in container["volumeMounts"].as_array().into_iter().flatten().enumerate() {
+        let name = mount["name"].as_str().unwrap_or_default();
+        if !volumes.contains(name) {
+            causes.push(StatusCause::new(
+                "FieldValueNotFound",
+                format!("{at}.volumeMounts[{j}].name"),
+                format!("Not found: {}", go_quote(name)),
+            ));
+        }
     }
 }
 
@@ -608,6 +615,108 @@ fn container_ports(container: &Value, at: &str, causes: &mut Vec<StatusCause>) {
             "" => causes.push(StatusCause::required(field("protocol"))),
             other => causes.push(not_supported(field("protocol"), other, &["SCTP", "TCP", "UDP"])),
         }
+    }
+}
+
+/// What an ephemeral container may set (upstream's allow list): the fields that make a container part of the
+/// workload (ports, probes, lifecycle, resources, restart policy) are for the pod's own containers.
+const EPHEMERAL_CONTAINER_FIELDS: &[&str] = &[
+    "name",
+    "image",
+    "command",
+    "args",
+    "workingDir",
+    "env",
+    "envFrom",
+    "volumeMounts",
+    "volumeDevices",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "imagePullPolicy",
+    "securityContext",
+    "stdin",
+    "stdinOnce",
+    "tty",
+    "targetContainerName",
+];
+
+/// `ValidatePodEphemeralContainersUpdate`, for a write to `pods/ephemeralcontainers`: ephemeral containers are
+/// only ever added, each a valid container with a name unique in the pod, a target among the pod's containers and
+/// nothing but the allowed fields.
+pub fn ephemeral_containers_update(pod: &Value, old: &Value) -> Vec<StatusCause> {
+    const PATH: &str = "spec.ephemeralContainers";
+    const NOT_ALLOWED: &str = "cannot be set for an Ephemeral Container";
+    let mut causes = Vec::new();
+    let spec = &pod["spec"];
+    let named = |list: &str| -> Vec<String> {
+        spec[list].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(String::from)).collect()
+    };
+    let targets: BTreeSet<String> = named("containers").into_iter().chain(named("initContainers")).collect();
+    let volumes: BTreeSet<String> = named("volumes").into_iter().collect();
+    let mut names = targets.clone();
+    let containers = spec["ephemeralContainers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    for (i, container) in containers.iter().enumerate() {
+        let at = format!("{PATH}[{i}]");
+        unique_label_name(
+            container["name"].as_str().unwrap_or_default(),
+            format!("{at}.name"),
+            &mut names,
+            &mut causes,
+        );
+        container_common(container, &at, &volumes, &mut causes);
+        if let Some(target) = container["targetContainerName"].as_str().filter(|t| !t.is_empty()) {
+            if !targets.contains(target) {
+                causes.push(StatusCause::new(
+                    "FieldValueNotFound",
+                    format!("{at}.targetContainerName"),
+                    format!("Not found: {}", go_quote(target)),
+                ));
+            }
+        }
+        for (field, value) in container.as_object().into_iter().flatten() {
+            if !EPHEMERAL_CONTAINER_FIELDS.contains(&field.as_str()) && !is_zero(value) {
+                causes.push(forbidden(&format!("{at}.{field}"), NOT_ALLOWED));
+            }
+        }
+        for (j, mount) in container["volumeMounts"].as_array().into_iter().flatten().enumerate() {
+            for field in ["subPath", "subPathExpr"] {
+                if mount[field].as_str().is_some_and(|p| !p.is_empty()) {
+                    causes.push(forbidden(&format!("{at}.volumeMounts[{j}].{field}"), NOT_ALLOWED));
+                }
+            }
+        }
+    }
+    // Order is not kept by patches: existing ones are found by name.
+    for before in old["spec"]["ephemeralContainers"].as_array().into_iter().flatten() {
+        let name = before["name"].as_str().unwrap_or_default();
+        match containers.iter().find(|c| c["name"].as_str() == Some(name)) {
+            None => causes.push(forbidden(
+                PATH,
+                &format!("existing ephemeral containers {} may not be removed\n", go_quote(name)),
+            )),
+            Some(now) if now != before => causes.push(forbidden(
+                &format!("{PATH}[{name}]"),
+                &format!("existing ephemeral containers {} may not be changed\n", go_quote(name)),
+            )),
+            Some(_) => {}
+        }
+    }
+    causes
+}
+
+fn forbidden(field: &str, why: &str) -> StatusCause {
+    StatusCause::new("FieldValueForbidden", field, format!("Forbidden: {why}"))
+}
+
+/// Whether a field holds its type's zero value (as unset as Go sees it).
+fn is_zero(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.values().all(is_zero),
     }
 }
 
@@ -652,6 +761,56 @@ mod tests {
 
     use super::*;
     use crate::defaults;
+
+    #[test]
+    fn ephemeral_containers_are_only_added_with_the_allowed_fields() {
+        let old = json!({"spec": {
+            "containers": [{"name": "app", "image": "nginx"}],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+            "ephemeralContainers": [{"name": "first", "image": "busybox"}]
+        }});
+        let with = |added: Value| {
+            let mut pod = old.clone();
+            pod["spec"]["ephemeralContainers"].as_array_mut().unwrap().push(added);
+            pod
+        };
+        let messages = |pod: &Value| -> Vec<String> {
+            ephemeral_containers_update(pod, &old).iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+        };
+        // Fields at their zero value count as unset, as in upstream's allow-list check.
+        let fine = with(json!({"name": "debugger", "image": "busybox", "targetContainerName": "app", "stdin": true,
+                               "resources": {}, "ports": [], "volumeMounts": [{"name": "data", "mountPath": "/d"}]}));
+        assert_eq!(messages(&fine), Vec::<String>::new());
+
+        let bad =
+            with(json!({"name": "app", "targetContainerName": "nope", "livenessProbe": {"exec": {"command": ["x"]}},
+                              "resources": {"limits": {"cpu": "1"}},
+                              "volumeMounts": [{"name": "data", "mountPath": "/d", "subPath": "x"}]}));
+        assert_eq!(
+            messages(&bad),
+            [
+                "spec.ephemeralContainers[1].name: Duplicate value: \"app\"",
+                "spec.ephemeralContainers[1].image: Required value",
+                "spec.ephemeralContainers[1].targetContainerName: Not found: \"nope\"",
+                "spec.ephemeralContainers[1].livenessProbe: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[1].resources: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[1].volumeMounts[0].subPath: Forbidden: cannot be set for an Ephemeral Container",
+            ]
+        );
+
+        let mut changed = old.clone();
+        changed["spec"]["ephemeralContainers"][0]["image"] = json!("alpine");
+        assert_eq!(
+            messages(&changed),
+            ["spec.ephemeralContainers[first]: Forbidden: existing ephemeral containers \"first\" may not be changed\n"]
+        );
+        let mut removed = old.clone();
+        removed["spec"]["ephemeralContainers"] = json!([]);
+        assert_eq!(
+            messages(&removed),
+            ["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"first\" may not be removed\n"]
+        );
+    }
 
     #[test]
     fn label_and_annotation_keys_are_qualified_names_and_values_are_label_values() {

@@ -298,7 +298,7 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
     let result = match (&method, request.name.is_some(), request.subresource.as_deref()) {
         (&Method::GET, false, None) if request.query.flag("watch") => return watch(state, &request).await,
         (&Method::GET, false, None) => list(state, &request).await,
-        (&Method::GET, true, None | Some("status")) => get(state, &request).await,
+        (&Method::GET, true, None | Some("status") | Some("ephemeralcontainers")) => get(state, &request).await,
         (&Method::GET, true, Some("scale")) => get_scale(state, &request).await,
         (&Method::GET, true, Some("log")) => pod_log(state, &request).await,
         (&Method::POST, false, None) if request.resource.name == "tokenreviews" => {
@@ -307,10 +307,12 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::POST, false, None) if reviews::is_review(request.resource) => review(&request, &body),
         (&Method::POST, false, None) if request.resource.name == "bindings" => bind(state, &request, &body).await,
         (&Method::POST, false, None) => create(state, &request, &body, &mut warnings).await,
-        (&Method::PUT, true, None | Some("status") | Some("finalize")) => {
+        (&Method::PUT, true, None | Some("status") | Some("finalize") | Some("ephemeralcontainers")) => {
             update(state, &request, &body, &mut warnings).await
         }
-        (&Method::PATCH, true, None | Some("status")) => patch(state, &request, &body, &mut warnings).await,
+        (&Method::PATCH, true, None | Some("status") | Some("ephemeralcontainers")) => {
+            patch(state, &request, &body, &mut warnings).await
+        }
         (&Method::PUT | &Method::PATCH, true, Some("scale")) => update_scale(state, &request, &body).await,
         (&Method::DELETE, true, None) => delete(state, &request, &body).await,
         (&Method::DELETE, false, None) => delete_collection(state, &request).await,
@@ -946,12 +948,17 @@ fn updated_object(request: &RestRequest, current: &Value, mut new: Value) -> Res
         defaults::apply(resource.group, resource.version, resource.kind, &mut new);
     }
     let mut updated = merge_update(request, current, new);
-    if request.subresource.is_none() {
-        let causes = validation::validate(resource.group, resource.version, resource.kind, &updated, Some(current));
-        if !causes.is_empty() {
-            let name = meta_str(&updated, "name").unwrap_or_default().to_string();
-            return Err(Status::invalid(resource.kind, resource.group, &name, causes));
+    let causes = match request.subresource.as_deref() {
+        None => validation::validate(resource.group, resource.version, resource.kind, &updated, Some(current)),
+        Some("ephemeralcontainers") => {
+            defaults::apply(resource.group, resource.version, resource.kind, &mut updated);
+            validation::ephemeral_containers_update(&updated, current)
         }
+        Some(_) => Vec::new(),
+    };
+    if !causes.is_empty() {
+        let name = meta_str(&updated, "name").unwrap_or_default().to_string();
+        return Err(Status::invalid(resource.kind, resource.group, &name, causes));
     }
     if is_services(request.resource) && request.subresource.is_none() {
         services::keep_allocations(current, &mut updated)?;
@@ -989,6 +996,19 @@ fn merge_update(request: &RestRequest, old: &Value, mut new: Value) -> Value {
         // /status changes status only.
         let mut merged = old.clone();
         merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+        return merged;
+    }
+    if request.subresource.as_deref() == Some("ephemeralcontainers") {
+        // A pod's /ephemeralcontainers changes its spec.ephemeralContainers only.
+        let mut merged = old.clone();
+        match new["spec"].get("ephemeralContainers") {
+            Some(containers) => merged["spec"]["ephemeralContainers"] = containers.clone(),
+            None => {
+                if let Some(spec) = merged.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("ephemeralContainers");
+                }
+            }
+        }
         return merged;
     }
     if request.subresource.as_deref() == Some("finalize") {

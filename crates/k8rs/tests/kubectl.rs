@@ -627,6 +627,52 @@ fn created_objects_read_back_with_upstream_defaults_and_invalid_ones_are_refused
     assert!(refused.contains(r#"The Deployment "broken" is invalid: spec.template.metadata.labels"#), "{refused}");
 }
 
+/// `kubectl debug` adds an ephemeral container through `pods/ephemeralcontainers`; existing ones stay as they are.
+#[test]
+fn kubectl_debug_adds_ephemeral_containers() {
+    let server = server();
+    ok(server.kubectl(None, &["run", "app", "--image=nginx"]));
+    for version in [Some("1.27"), None] {
+        let name = if version.is_some() { "old-debugger" } else { "debugger" };
+        let args = ["debug", "app", "--image=busybox", "--target=app", "-c", name, "--", "sleep", "3600"];
+        ok(server.kubectl(version, &args));
+    }
+    let pod: serde_json::Value =
+        serde_json::from_str(&ok(server.kubectl(None, &["get", "pod", "app", "-o", "json", "--show-managed-fields"])))
+            .unwrap();
+    let added = pod["spec"]["ephemeralContainers"].as_array().expect("ephemeral containers");
+    let names: Vec<&str> = added.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["old-debugger", "debugger"], "{pod}");
+    assert_eq!(added[1]["targetContainerName"], "app");
+    assert_eq!(added[1]["terminationMessagePolicy"], "File", "defaulted: {pod}");
+    let entries = pod["metadata"]["managedFields"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["subresource"] == "ephemeralcontainers"), "{pod}");
+
+    let get = ok(server.kubectl(None, &["get", "--raw", "/api/v1/namespaces/default/pods/app/ephemeralcontainers"]));
+    assert!(get.contains("\"kind\":\"Pod\"") && get.contains("old-debugger"), "{get}");
+    let subresource = ["patch", "pod", "app", "--subresource=ephemeralcontainers"];
+    let removal =
+        [&subresource[..], &["--type=json", "-p", r#"[{"op":"remove","path":"/spec/ephemeralContainers/0"}]"#]];
+    let removed = fails(server.kubectl(None, &removal.concat()));
+    assert!(removed.contains("existing ephemeral containers \"old-debugger\" may not be removed"), "{removed}");
+    let ported = r#"{"spec":{"ephemeralContainers":[{"name":"web","image":"nginx","ports":[{"containerPort":80}]}]}}"#;
+    let refused = fails(server.kubectl(None, &[&subresource[..], &["-p", ported]].concat()));
+    // A strategic merge patch without `$setElementOrder` puts its new elements first, as upstream's.
+    assert!(
+        refused.contains("spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container"),
+        "{refused}"
+    );
+    // Through the pod itself they cannot be changed, nor given at creation.
+    let direct = fails(server.kubectl(None, &["patch", "pod", "app", "-p", ported]));
+    assert!(direct.contains("pod updates may not change fields"), "{direct}");
+    let created = fails(server.kubectl_stdin(
+        None,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: eph}\nspec:\n  containers: [{name: c, image: i}]\n  ephemeralContainers: [{name: e, image: i}]\n",
+    ));
+    assert!(created.contains("spec.ephemeralContainers: Forbidden: cannot be set on create"), "{created}");
+}
+
 #[test]
 fn pods_take_their_priority_from_their_priority_class() {
     let server = server();
