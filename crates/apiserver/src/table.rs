@@ -338,6 +338,37 @@ const CERTIFICATE_SIGNING_REQUEST_COLUMNS: &[Column] = &[
     string("Condition", "The approval state of the request, and whether it failed or was issued."),
 ];
 
+const RESOURCE_QUOTA_COLUMNS: &[Column] = &[
+    NAME,
+    AGE,
+    string("Request", "Request represents a minimum amount of cpu/memory that a container may consume."),
+    string(
+        "Limit",
+        "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node.",
+    ),
+];
+
+const POD_TEMPLATE_COLUMNS: &[Column] = &[
+    NAME,
+    string("Containers", "Names of each container in the template."),
+    string("Images", "Images referenced by each container in the template."),
+    string("Pod Labels", "The labels for the pod template."),
+];
+
+const CONTROLLER_REVISION_COLUMNS: &[Column] = &[
+    NAME,
+    string("Controller", "Controller of the object"),
+    string("Revision", "Revision indicates the revision of the state represented by Data."),
+    AGE,
+];
+
+const INGRESS_CLASS_COLUMNS: &[Column] = &[
+    NAME,
+    string("Controller", "Controller that is responsible for handling this class"),
+    string("Parameters", "A reference to a resource with additional parameters"),
+    AGE,
+];
+
 /// Computes one object's cells, in the order of its columns.
 type Cells = fn(&Value, SystemTime) -> Vec<Value>;
 
@@ -380,6 +411,10 @@ fn printer(resource: &Resource) -> (&'static [Column], Cells) {
         ("certificates.k8s.io", "certificatesigningrequests") => {
             (CERTIFICATE_SIGNING_REQUEST_COLUMNS, certificate_signing_request_cells)
         }
+        ("", "resourcequotas") => (RESOURCE_QUOTA_COLUMNS, resource_quota_cells),
+        ("", "podtemplates") => (POD_TEMPLATE_COLUMNS, pod_template_cells),
+        ("apps", "controllerrevisions") => (CONTROLLER_REVISION_COLUMNS, controller_revision_cells),
+        ("networking.k8s.io", "ingressclasses") => (INGRESS_CLASS_COLUMNS, ingress_class_cells),
         // Roles, ClusterRoles and everything else without a printer.
         _ => (DEFAULT_COLUMNS, default_cells),
     }
@@ -1182,6 +1217,52 @@ fn storage_class_cells(class: &Value, now: SystemTime) -> Vec<Value> {
         json!(flag(class, "/allowVolumeExpansion")),
         created(class, now),
     ]
+}
+
+/// `resource: used/hard` for each quota'd resource by name, `limits.*` ones in the Limit column.
+fn resource_quota_cells(quota: &Value, now: SystemTime) -> Vec<Value> {
+    let mut hard: Vec<(&String, &Value)> =
+        field(quota, "/spec/hard").and_then(Value::as_object).into_iter().flatten().collect();
+    hard.sort_by_key(|(resource, _)| *resource);
+    let (mut requests, mut limits) = (Vec::new(), Vec::new());
+    for (resource, limit) in hard {
+        let used = quota.get("status").and_then(|s| s.get("used")).and_then(|u| u.get(resource.as_str()));
+        let entry = format!("{resource}: {}/{}", quantity(used), quantity(Some(limit)));
+        match resource.split_once('.') {
+            Some(("limits", _)) => limits.push(entry),
+            _ => requests.push(entry),
+        }
+    }
+    vec![name(quota), created(quota, now), json!(requests.join(", ")), json!(limits.join(", "))]
+}
+
+fn pod_template_cells(template: &Value, _now: SystemTime) -> Vec<Value> {
+    let [containers, images] = template_cells(field(template, "/template"));
+    vec![name(template), containers, images, json!(format_labels(field(template, "/template/metadata/labels")))]
+}
+
+/// The controller as `kind.group/name` in lower case (`daemonset.apps/fluentd`), `<none>` without one.
+fn controller_revision_cells(revision: &Value, now: SystemTime) -> Vec<Value> {
+    let owners = items(revision, "/metadata/ownerReferences");
+    let controller = owners.iter().find(|owner| owner["controller"] == true).map_or("<none>".to_string(), |owner| {
+        let group = text(owner, "/apiVersion").rsplit_once('/').map_or("", |(group, _)| group);
+        let kind = text(owner, "/kind");
+        let kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        format!("{}/{}", kind.to_lowercase(), text(owner, "/name"))
+    });
+    vec![name(revision), json!(controller), json!(int(revision, "/revision")), created(revision, now)]
+}
+
+/// Parameters as `Kind.group/name`, `<none>` without them.
+fn ingress_class_cells(class: &Value, now: SystemTime) -> Vec<Value> {
+    let parameters = field(class, "/spec/parameters").map_or("<none>".to_string(), |parameters| {
+        let kind = match str_at(parameters, "/apiGroup") {
+            Some(group) => format!("{}.{group}", text(parameters, "/kind")),
+            None => text(parameters, "/kind").to_string(),
+        };
+        format!("{kind}/{}", text(parameters, "/name"))
+    });
+    vec![name(class), json!(text(class, "/spec/controller")), json!(parameters), created(class, now)]
 }
 
 fn lease_cells(lease: &Value, now: SystemTime) -> Vec<Value> {
@@ -2384,6 +2465,60 @@ mod tests {
             json!(cells("", "persistentvolumeclaims", &pending)),
             json!(["logs", "Pending", "", "", "", "", "<unset>", "5s", "<unset>"])
         );
+    }
+
+    #[test]
+    fn quotas_pod_templates_controller_revisions_and_ingress_classes() {
+        assert_columns("", "resourcequotas", &[("Name", 0), ("Age", 0), ("Request", 0), ("Limit", 0)]);
+        let quota = json!({
+            "metadata": metadata("compute", 60),
+            "spec": {"hard": {"pods": "10", "requests.cpu": "2", "limits.memory": "2Gi", "limits.cpu": "4",
+                              "requests.memory": "1024Mi"}},
+            "status": {"used": {"pods": "3", "requests.cpu": "500m", "limits.cpu": "1"}},
+        });
+        assert_eq!(
+            json!(cells("", "resourcequotas", &quota)),
+            json!([
+                "compute",
+                "60s",
+                "pods: 3/10, requests.cpu: 500m/2, requests.memory: 0/1Gi",
+                "limits.cpu: 1/4, limits.memory: 0/2Gi"
+            ])
+        );
+
+        assert_columns("", "podtemplates", &[("Name", 0), ("Containers", 0), ("Images", 0), ("Pod Labels", 0)]);
+        let template =
+            json!({"metadata": metadata("batch", 5), "template": pod_template(&[("a", "busybox"), ("b", "nginx")])});
+        let row = cells("", "podtemplates", &template);
+        assert_eq!(json!(row[..3]), json!(["batch", "a,b", "busybox,nginx"]));
+        assert_eq!(row[3], json!(format_labels(template["template"]["metadata"].get("labels"))));
+        let bare = json!({"metadata": metadata("bare", 5), "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}});
+        assert_eq!(json!(cells("", "podtemplates", &bare)), json!(["bare", "c", "i", "<none>"]));
+
+        assert_columns("apps", "controllerrevisions", &[("Name", 0), ("Controller", 0), ("Revision", 0), ("Age", 0)]);
+        let owned = json!({"metadata": {"name": "fluentd-7d9", "creationTimestamp": ago(90), "ownerReferences": [
+                              {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "fluentd", "uid": "u", "controller": true}]},
+                           "revision": 3});
+        assert_eq!(
+            json!(cells("apps", "controllerrevisions", &owned)),
+            json!(["fluentd-7d9", "daemonset.apps/fluentd", 3, "90s"])
+        );
+        let orphan = json!({"metadata": metadata("orphan", 90), "revision": 1});
+        assert_eq!(json!(cells("apps", "controllerrevisions", &orphan)[1]), json!("<none>"));
+
+        assert_columns(
+            "networking.k8s.io",
+            "ingressclasses",
+            &[("Name", 0), ("Controller", 0), ("Parameters", 0), ("Age", 0)],
+        );
+        let class = json!({"metadata": metadata("nginx", 30), "spec": {"controller": "k8s.io/ingress-nginx",
+                           "parameters": {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "external"}}});
+        assert_eq!(
+            json!(cells("networking.k8s.io", "ingressclasses", &class)),
+            json!(["nginx", "k8s.io/ingress-nginx", "IngressParameters.k8s.example.com/external", "30s"])
+        );
+        let plain = json!({"metadata": metadata("k8rs", 30), "spec": {"controller": "k8rs.io/ingress"}});
+        assert_eq!(json!(cells("networking.k8s.io", "ingressclasses", &plain)[2]), json!("<none>"));
     }
 
     #[test]
