@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod cache;
+mod certificates;
 mod discovery;
 mod http;
 mod join;

@@ -20,6 +20,7 @@ use storage::{EventKind, KeyValue, RangeRequest, StoreError, WatchMessage};
 use tokio::sync::mpsc;
 
 use crate::cache::{CacheEvent, Change, Delivery, Start, Subscription};
+use crate::certificates;
 use crate::http::{self, Body, ChannelBody, Query, Wanted};
 use crate::objects::{self, meta_str};
 use crate::revision_slot::{encode_with_slot, RevisionSlot};
@@ -298,7 +299,9 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
     let result = match (&method, request.name.is_some(), request.subresource.as_deref()) {
         (&Method::GET, false, None) if request.query.flag("watch") => return watch(state, &request).await,
         (&Method::GET, false, None) => list(state, &request).await,
-        (&Method::GET, true, None | Some("status") | Some("ephemeralcontainers")) => get(state, &request).await,
+        (&Method::GET, true, None | Some("status") | Some("ephemeralcontainers") | Some("approval")) => {
+            get(state, &request).await
+        }
         (&Method::GET, true, Some("scale")) => get_scale(state, &request).await,
         (&Method::GET, true, Some("log")) => pod_log(state, &request).await,
         (&Method::POST, false, None) if request.resource.name == "tokenreviews" => {
@@ -307,10 +310,12 @@ pub async fn serve(state: &State, request: RestRequest, body: Bytes) -> Response
         (&Method::POST, false, None) if reviews::is_review(request.resource) => review(&request, &body),
         (&Method::POST, false, None) if request.resource.name == "bindings" => bind(state, &request, &body).await,
         (&Method::POST, false, None) => create(state, &request, &body, &mut warnings).await,
-        (&Method::PUT, true, None | Some("status") | Some("finalize") | Some("ephemeralcontainers")) => {
-            update(state, &request, &body, &mut warnings).await
-        }
-        (&Method::PATCH, true, None | Some("status") | Some("ephemeralcontainers")) => {
+        (
+            &Method::PUT,
+            true,
+            None | Some("status") | Some("finalize") | Some("ephemeralcontainers") | Some("approval"),
+        ) => update(state, &request, &body, &mut warnings).await,
+        (&Method::PATCH, true, None | Some("status") | Some("ephemeralcontainers") | Some("approval")) => {
             patch(state, &request, &body, &mut warnings).await
         }
         (&Method::PUT | &Method::PATCH, true, Some("scale")) => update_scale(state, &request, &body).await,
@@ -860,6 +865,9 @@ async fn create_object(
         return Err(Status::invalid(resource.kind, resource.group, &name, causes));
     }
     prepare_for_create(resource, &mut object);
+    if certificates::is_requests(resource) {
+        certificates::fill_requestor(&mut object, &request.identity);
+    }
     defaults::apply(resource.group, resource.version, resource.kind, &mut object);
     // As upstream: the client's (defaulted) fields are its managed fields; what admission adds next (a pod's
     // tolerations, its ServiceAccount token volume and mounts) belongs to no manager.
@@ -954,6 +962,7 @@ fn updated_object(request: &RestRequest, current: &Value, mut new: Value) -> Res
             defaults::apply(resource.group, resource.version, resource.kind, &mut updated);
             validation::ephemeral_containers_update(&updated, current)
         }
+        Some("approval") => certificates::validate_approval(&updated, current),
         Some(_) => Vec::new(),
     };
     if !causes.is_empty() {
@@ -1011,11 +1020,18 @@ fn merge_update(request: &RestRequest, old: &Value, mut new: Value) -> Value {
         }
         return merged;
     }
+    if request.subresource.as_deref() == Some("approval") {
+        return certificates::approval_update(old, &new);
+    }
     if request.subresource.as_deref() == Some("finalize") {
         // A namespace's /finalize changes its spec.finalizers only.
         let mut merged = old.clone();
         merged["spec"]["finalizers"] = new["spec"].get("finalizers").cloned().unwrap_or_else(|| json!([]));
         return merged;
+    }
+    if certificates::is_requests(resource) {
+        // A request's spec is what was asked for and by whom: it never changes.
+        new["spec"] = old["spec"].clone();
     }
     if has_status {
         match old.get("status") {

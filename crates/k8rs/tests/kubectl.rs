@@ -627,6 +627,54 @@ fn created_objects_read_back_with_upstream_defaults_and_invalid_ones_are_refused
     assert!(refused.contains(r#"The Deployment "broken" is invalid: spec.template.metadata.labels"#), "{refused}");
 }
 
+/// `kubectl certificate approve|deny` decide through `/approval`; a request names who made it.
+#[test]
+fn certificate_requests_are_approved_and_denied_through_approval() {
+    use base64::Engine as _;
+    let server = server();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "alice");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let request = base64::engine::general_purpose::STANDARD.encode(csr);
+    for name in ["alice", "bob"] {
+        let manifest = format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {name}}}\n\
+             spec: {{request: {request}, signerName: kubernetes.io/kube-apiserver-client, usages: [client auth], \
+             username: mallory}}\n"
+        );
+        ok(server.kubectl_stdin(None, &["create", "-f", "-"], &manifest));
+    }
+    ok(server.kubectl(None, &["certificate", "approve", "alice"]));
+    ok(server.kubectl(Some("1.27"), &["certificate", "deny", "bob"]));
+    let table = ok(server.kubectl(None, &["get", "csr"]));
+    let rows: Vec<Vec<&str>> = table.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0][0], "alice");
+    assert_eq!((rows[0][3], rows[0][5]), ("system:admin", "Approved"), "{table}");
+    assert_eq!((rows[1][3], rows[1][5]), ("system:admin", "Denied"), "{table}");
+    let conditions = ok(server.kubectl(None, &["get", "csr", "alice", "-o", "jsonpath={.status.conditions[0]}"]));
+    let condition: serde_json::Value = serde_json::from_str(&conditions).unwrap();
+    assert_eq!((condition["reason"].as_str(), condition["status"].as_str()), (Some("KubectlApprove"), Some("True")));
+    assert!(condition["lastUpdateTime"].is_string(), "{condition}");
+
+    let approval = ["patch", "csr", "alice", "--subresource=approval", "--type=json", "-p"];
+    let taken_back =
+        fails(server.kubectl(None, &[&approval[..], &[r#"[{"op":"remove","path":"/status/conditions/0"}]"#]].concat()));
+    assert!(taken_back.contains("updates may not remove a condition of type \"Approved\""), "{taken_back}");
+    let both = r#"[{"op":"add","path":"/status/conditions/-","value":{"type":"Denied","status":"True"}}]"#;
+    let refused = fails(server.kubectl(None, &[&approval[..], &[both]].concat()));
+    assert!(refused.contains("Approved and Denied conditions are mutually exclusive"), "{refused}");
+    // The spec stays as it was asked for.
+    ok(server.kubectl(
+        None,
+        &["patch", "csr", "alice", "--type=merge", "-p", r#"{"spec":{"usages":["digital signature"]}}"#],
+    ));
+    assert_eq!(
+        ok(server.kubectl(None, &["get", "csr", "alice", "-o", "jsonpath={.spec.usages}"])),
+        r#"["client auth"]"#
+    );
+}
+
 /// `kubectl debug` adds an ephemeral container through `pods/ephemeralcontainers`; existing ones stay as they are.
 #[test]
 fn kubectl_debug_adds_ephemeral_containers() {
