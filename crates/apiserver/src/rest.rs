@@ -877,6 +877,10 @@ async fn create_object(
         crate::serviceaccounts::admit_pod(state, request.namespace.as_deref().unwrap_or_default(), &mut object).await?;
         crate::priority::admit_pod(state, &mut object).await?;
     }
+    if resource.group.is_empty() && resource.kind == "Secret" {
+        let namespace = request.namespace.as_deref().unwrap_or_default();
+        crate::serviceaccounts::fill_token_secret(state, namespace, &mut object).await?;
+    }
     let causes = validation::validate(resource.group, resource.version, resource.kind, &object, None);
     if !causes.is_empty() {
         return Err(Status::invalid(resource.kind, resource.group, &name, causes));

@@ -1,6 +1,6 @@
 //! Service accounts as upstream has them: the ServiceAccount admission plugin for new Pods, the `token`
-//! subresource (TokenRequest) that issues ES256 JWTs, the authenticator that accepts those tokens, and the OIDC
-//! discovery documents that publish the issuer's public key.
+//! subresource (TokenRequest) that issues ES256 JWTs, the long-lived tokens of token Secrets, the authenticator
+//! that accepts both, and the OIDC discovery documents that publish the issuer's public key.
 //!
 //! Objects are read from the watch cache (the store when the cache does not have them yet); nothing here writes
 //! to the store. The `default` ServiceAccounts and the `kube-root-ca.crt` ConfigMaps the mounted volume reads
@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apimachinery::registry;
 use apimachinery::status::{Status, StatusCause, StatusDetails, Target};
+use base64::Engine as _;
 use hyper::header::{HeaderValue, CACHE_CONTROL};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
@@ -50,6 +51,13 @@ const VALID_MAX_EXPIRATION: i64 = 1 << 32;
 pub const MAX_EXPIRATION: i64 = 48 * 3600;
 /// Verified tokens remembered (their signature is not checked again; their objects always are).
 const VERIFIED_CACHE_ENTRIES: usize = 4096;
+/// The issuer of the long-lived tokens kept in Secrets of type `kubernetes.io/service-account-token`, and the
+/// prefix of their claims, as upstream's legacy tokens.
+const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+const LEGACY_CLAIM_PREFIX: &str = "kubernetes.io/serviceaccount/";
+pub const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
+const ACCOUNT_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
+const ACCOUNT_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
 
 /// The token issuer: its key, and the tokens it has verified.
 pub struct Issuer {
@@ -98,10 +106,15 @@ struct TokenClaims {
     node: Option<ObjectRef>,
     /// The registered claims, for the time checks every use makes.
     registered: Value,
+    /// A long-lived token of a token Secret: no audience or expiry; good while its Secret holds it.
+    legacy: bool,
 }
 
 impl TokenClaims {
     fn parse(claims: Value) -> Option<TokenClaims> {
+        if claims["iss"] == LEGACY_ISSUER {
+            return Self::parse_legacy(claims);
+        }
         let private = &claims["kubernetes.io"];
         let namespace = private["namespace"].as_str().filter(|n| !n.is_empty())?.to_string();
         let account = ObjectRef::from_claim(&private["serviceaccount"])?;
@@ -115,6 +128,28 @@ impl TokenClaims {
             namespace,
             account,
             registered: claims,
+            legacy: false,
+        })
+    }
+
+    fn parse_legacy(claims: Value) -> Option<TokenClaims> {
+        let claim = |name: &str| {
+            claims[format!("{LEGACY_CLAIM_PREFIX}{name}")].as_str().filter(|v| !v.is_empty()).map(str::to_string)
+        };
+        let namespace = claim("namespace")?;
+        let account = ObjectRef { name: claim("service-account.name")?, uid: claim("service-account.uid")? };
+        let secret = ObjectRef { name: claim("secret.name")?, uid: String::new() };
+        if claims["sub"].as_str() != Some(&subject(&namespace, &account.name)) {
+            return None;
+        }
+        Some(TokenClaims {
+            namespace,
+            account,
+            pod: None,
+            secret: Some(secret),
+            node: None,
+            registered: claims,
+            legacy: true,
         })
     }
 }
@@ -560,11 +595,17 @@ pub async fn authenticate_for<'a>(
     let good: Vec<&str> = audiences
         .iter()
         .copied()
-        .filter(|audience| match jwt::check_claims(&claims.registered, ISSUER, audience, now) {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::debug!(%error, "service account token refused");
-                false
+        .filter(|audience| {
+            if claims.legacy {
+                // Without an audience of its own, it is good for the API server's.
+                return *audience == API_AUDIENCE;
+            }
+            match jwt::check_claims(&claims.registered, ISSUER, audience, now) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::debug!(%error, "service account token refused");
+                    false
+                }
             }
         })
         .collect();
@@ -584,7 +625,12 @@ pub async fn authenticate_for<'a>(
     if let Some(pod) = &claims.pod {
         live(lookup(state, "pods", Some(namespace), &pod.name).await.ok()?, pod)?;
     } else if let Some(secret) = &claims.secret {
-        live(lookup(state, "secrets", Some(namespace), &secret.name).await.ok()?, secret)?;
+        let object = lookup(state, "secrets", Some(namespace), &secret.name).await.ok()?;
+        if claims.legacy {
+            holds_token(object.as_deref()?, token)?;
+        } else {
+            live(object, secret)?;
+        }
     } else if let Some(node) = &claims.node {
         live(lookup(state, "nodes", None, &node.name).await.ok()?, node)?;
     }
@@ -610,6 +656,60 @@ pub async fn authenticate_for<'a>(
         extra,
     };
     Some((identity, good))
+}
+
+/// A token Secret still holds `token` and is not being deleted (upstream's legacy token checks).
+fn holds_token(secret: &Value, token: &str) -> Option<()> {
+    let stored = secret["data"]["token"].as_str()?;
+    let stored = base64::engine::general_purpose::STANDARD.decode(stored).ok()?;
+    (stored == token.as_bytes() && meta_str(secret, "deletionTimestamp").is_none()).then_some(())
+}
+
+/// A new Secret of type `kubernetes.io/service-account-token` gets what upstream's token controller gives it: a
+/// long-lived token of the ServiceAccount its annotation names, the cluster CA and the namespace, and the
+/// account's uid as an annotation. A Secret that already has a token keeps it; one whose account does not exist
+/// gets none.
+pub async fn fill_token_secret(state: &State, namespace: &str, secret: &mut Value) -> Result<(), Status> {
+    if secret["type"] != TOKEN_SECRET_TYPE {
+        return Ok(());
+    }
+    let name = meta_str(secret, "name").unwrap_or_default().to_string();
+    let account_name = secret["metadata"]["annotations"][ACCOUNT_NAME_ANNOTATION].as_str().unwrap_or_default();
+    if account_name.is_empty() {
+        let field = format!("metadata.annotations[{ACCOUNT_NAME_ANNOTATION}]");
+        return Err(Status::invalid("Secret", "", &name, vec![StatusCause::required(field)]));
+    }
+    let has = |key: &str| secret["data"][key].as_str().is_some_and(|v| !v.is_empty());
+    if has("token") {
+        return Ok(());
+    }
+    let Some(account) = lookup(state, "serviceaccounts", Some(namespace), account_name).await? else {
+        return Ok(());
+    };
+    let account = ObjectRef::of(&account);
+    let claims = json!({
+        "iss": LEGACY_ISSUER,
+        format!("{LEGACY_CLAIM_PREFIX}namespace"): namespace,
+        format!("{LEGACY_CLAIM_PREFIX}secret.name"): name,
+        format!("{LEGACY_CLAIM_PREFIX}service-account.name"): account.name,
+        format!("{LEGACY_CLAIM_PREFIX}service-account.uid"): account.uid,
+        "sub": subject(namespace, &account.name),
+    });
+    let token = state.issuer.key.sign(&claims);
+    let encode = |text: &str| json!(base64::engine::general_purpose::STANDARD.encode(text));
+    let data = secret.as_object_mut().map(|s| s.entry("data").or_insert_with(|| json!({})));
+    let Some(Value::Object(data)) = data else {
+        return Err(Status::bad_request("data must be a map"));
+    };
+    data.insert("token".into(), encode(&token));
+    data.insert("ca.crt".into(), encode(&state.pki.ca.cert_pem));
+    data.insert("namespace".into(), encode(namespace));
+    let annotations = objects::metadata(secret).entry("annotations").or_insert_with(|| json!({}));
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.insert(ACCOUNT_UID_ANNOTATION.into(), json!(account.uid));
+    }
+    tracing::debug!(%namespace, secret = %name, account = %account.name, "filled a service account token secret");
+    Ok(())
 }
 
 /// The claims of a token signed by this server's key, from the cache of verified tokens when it is there.

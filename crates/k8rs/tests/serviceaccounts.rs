@@ -424,3 +424,58 @@ fn a_pod_bound_token_ends_with_its_pod() {
         )
     );
 }
+
+/// A Secret of type `kubernetes.io/service-account-token` gets a long-lived token of its account (with the CA and
+/// the namespace), which authenticates as the account for as long as the Secret holds it.
+#[test]
+fn a_token_secret_holds_a_long_lived_token_of_its_account() {
+    let server = server();
+    let namespace = unique_namespace("legacy");
+    create_namespace(&server, &namespace);
+    ok(server.kubectl(None, &["-n", &namespace, "create", "serviceaccount", "build-robot"]));
+    let secret = |name: &str, account: Option<&str>| {
+        let annotations = account.map_or(json!({}), |a| json!({"kubernetes.io/service-account.name": a}));
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+               "metadata": {"name": name, "annotations": annotations}})
+        .to_string()
+    };
+    let create = |body: String| server.kubectl_stdin(None, &["-n", &namespace, "create", "-f", "-"], &body);
+    ok(create(secret("robot-token", Some("build-robot"))));
+    let stored = get(&server, &namespace, &["secret", "robot-token"]).expect("the secret");
+    let account = get(&server, &namespace, &["serviceaccount", "build-robot"]).unwrap();
+    let uid = account["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(stored["metadata"]["annotations"]["kubernetes.io/service-account.uid"], uid, "{stored}");
+    let data = |key: &str| {
+        let encoded = stored["data"][key].as_str().unwrap_or_else(|| panic!("data.{key}: {stored}"));
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap()
+    };
+    assert_eq!(data("namespace"), namespace);
+    let ca = std::fs::read_to_string(server.data_dir().join("server/tls/ca.crt")).unwrap();
+    assert_eq!(data("ca.crt"), ca);
+    let token = data("token");
+    let (_, claims) = decode_jwt(&token);
+    let subject = format!("system:serviceaccount:{namespace}:build-robot");
+    assert_eq!(
+        claims,
+        json!({"iss": "kubernetes/serviceaccount", "sub": subject,
+               "kubernetes.io/serviceaccount/namespace": namespace,
+               "kubernetes.io/serviceaccount/secret.name": "robot-token",
+               "kubernetes.io/serviceaccount/service-account.name": "build-robot",
+               "kubernetes.io/serviceaccount/service-account.uid": uid})
+    );
+
+    let review = json_of(&ok(with_token(&server, Some("1.33"), &token, &["auth", "whoami", "-o", "json"])));
+    assert_eq!(review["status"]["userInfo"]["username"], subject.as_str(), "{review}");
+    assert_eq!(review["status"]["userInfo"]["uid"], uid);
+    ok(with_token(&server, None, &token, &["get", "pods", "-n", &namespace]));
+
+    // Without the account annotation the Secret is refused; for an account that does not exist it gets no token.
+    let refused = fails(create(secret("anonymous", None)));
+    assert!(refused.contains("metadata.annotations[kubernetes.io/service-account.name]: Required value"), "{refused}");
+    ok(create(secret("orphan", Some("nobody"))));
+    assert!(get(&server, &namespace, &["secret", "orphan"]).unwrap()["data"].get("token").is_none());
+
+    // The token is good while its Secret holds it.
+    ok(server.kubectl(None, &["-n", &namespace, "delete", "secret", "robot-token"]));
+    assert_unauthorized(with_token(&server, None, &token, &["get", "pods", "-n", &namespace]));
+}
