@@ -9,6 +9,9 @@ use crate::objects;
 
 /// Conditions a request keeps once it has them, and never has both of.
 const DECISIONS: [&str; 2] = ["Approved", "Denied"];
+/// Upstream prints the conditions as a Go value; abbreviated here.
+const BOTH_DECISIONS: &str = "Invalid value: []certificates.CertificateSigningRequestCondition{...}: \
+    Approved and Denied conditions are mutually exclusive";
 
 pub fn is_requests(resource: &apimachinery::registry::Resource) -> bool {
     (resource.group, resource.name) == ("certificates.k8s.io", "certificatesigningrequests")
@@ -82,10 +85,7 @@ pub fn validate_approval(request: &Value, old: &Value) -> Vec<StatusCause> {
         }
     }
     if DECISIONS.iter().all(|d| decided.contains(d)) {
-        causes.push(StatusCause::invalid(
-            "status.conditions",
-            "Invalid value: \"...\": Approved and Denied conditions are mutually exclusive",
-        ));
+        causes.push(StatusCause::invalid("status.conditions", BOTH_DECISIONS));
     }
     let had = |kind: &str| old["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == kind);
     for kind in DECISIONS.iter().filter(|kind| had(kind) && !decided.contains(kind)) {
@@ -145,10 +145,7 @@ mod tests {
         assert!(messages(&approved, &none).is_empty());
         let both =
             with_conditions(json!([{"type": "Approved", "status": "True"}, {"type": "Denied", "status": "True"}]));
-        assert_eq!(
-            messages(&both, &none),
-            ["status.conditions: Invalid value: \"...\": Approved and Denied conditions are mutually exclusive"]
-        );
+        assert_eq!(messages(&both, &none), [format!("status.conditions: {BOTH_DECISIONS}")]);
         let odd = with_conditions(
             json!([{"type": "Approved", "status": "False"}, {"type": "Approved", "status": "True"}, {"status": "True"}]),
         );
