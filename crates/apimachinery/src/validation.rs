@@ -104,14 +104,13 @@ fn priority_class(class: &Value, old: Option<&Value>, causes: &mut Vec<StatusCau
             Some(_) => None,
         };
         if let Some(why) = why {
-            let message = format!(
-                "Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: {why}"
-            );
-            causes.push(StatusCause::new("FieldValueForbidden", "metadata.name", message));
+            let why =
+                format!("priority class names with 'system-' prefix are reserved for system use only. error: {why}");
+            causes.push(forbidden("metadata.name", &why));
         }
     } else if value > HIGHEST_USER_PRIORITY {
-        let message = format!("Forbidden: maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}");
-        causes.push(StatusCause::new("FieldValueForbidden", "value", message));
+        let why = format!("maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}");
+        causes.push(forbidden("value", &why));
     }
     if let Some(policy) = class["preemptionPolicy"].as_str() {
         if !matches!(policy, "Never" | "PreemptLowerPriority") {
@@ -120,11 +119,7 @@ fn priority_class(class: &Value, old: Option<&Value>, causes: &mut Vec<StatusCau
     }
     if let Some(old) = old {
         if old["value"] != class["value"] {
-            causes.push(StatusCause::new(
-                "FieldValueForbidden",
-                "value",
-                "Forbidden: may not be changed in an update.",
-            ));
+            causes.push(forbidden("value", "may not be changed in an update."));
         }
         if old["preemptionPolicy"] != class["preemptionPolicy"] {
             let policy = go_quote(class["preemptionPolicy"].as_str().unwrap_or_default());
@@ -248,10 +243,9 @@ fn label_selector(selector: &Value, path: &str, causes: &mut Vec<StatusCause>) {
                 format!("{at}.values"),
                 "Required value: must be specified when `operator` is 'In' or 'NotIn'",
             )),
-            "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(StatusCause::new(
-                "FieldValueForbidden",
-                format!("{at}.values"),
-                "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(forbidden(
+                &format!("{at}.values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
             )),
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
             other => causes.push(StatusCause::invalid(
@@ -496,7 +490,8 @@ fn go_quote(text: &str) -> String {
     Value::from(text).to_string()
 }
 
-fn not_supported(field: String, value: &str, supported: &[&str]) -> StatusCause {
+/// `FieldValueNotSupported`, listing the supported values.
+pub fn not_supported(field: String, value: &str, supported: &[&str]) -> StatusCause {
     let supported = supported.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(", ");
     StatusCause::new(
         "FieldValueNotSupported",
@@ -505,7 +500,7 @@ fn not_supported(field: String, value: &str, supported: &[&str]) -> StatusCause 
     )
 }
 
-fn duplicate(field: String, value: &str) -> StatusCause {
+pub fn duplicate(field: String, value: &str) -> StatusCause {
     StatusCause::new("FieldValueDuplicate", field, format!("Duplicate value: {}", go_quote(value)))
 }
 
@@ -704,7 +699,7 @@ pub fn ephemeral_containers_update(pod: &Value, old: &Value) -> Vec<StatusCause>
     causes
 }
 
-fn forbidden(field: &str, why: &str) -> StatusCause {
+pub fn forbidden(field: &str, why: &str) -> StatusCause {
     StatusCause::new("FieldValueForbidden", field, format!("Forbidden: {why}"))
 }
 
@@ -751,7 +746,7 @@ fn pod_update(spec: &Value, old: &Value, causes: &mut Vec<StatusCause>) {
         };
     }
     if &munged != old {
-        causes.push(StatusCause::new("FieldValueForbidden", "spec", format!("Forbidden: {POD_UPDATABLE_FIELDS}")));
+        causes.push(forbidden("spec", POD_UPDATABLE_FIELDS));
     }
 }
 

@@ -3,6 +3,7 @@
 //! conditions. Signing the approved requests is a signer's job, not the API server's.
 
 use apimachinery::status::StatusCause;
+use apimachinery::validation;
 use serde_json::{json, Value};
 
 use crate::objects;
@@ -68,20 +69,12 @@ pub fn validate_approval(request: &Value, old: &Value) -> Vec<StatusCause> {
             continue;
         }
         if decided.contains(&kind) {
-            causes.push(StatusCause::new(
-                "FieldValueDuplicate",
-                format!("{at}.type"),
-                format!("Duplicate value: {kind:?}"),
-            ));
+            causes.push(validation::duplicate(format!("{at}.type"), kind));
         }
         decided.push(kind);
         let status = condition["status"].as_str().unwrap_or_default();
         if status != "True" {
-            causes.push(StatusCause::new(
-                "FieldValueNotSupported",
-                format!("{at}.status"),
-                format!("Unsupported value: {status:?}: supported values: \"True\""),
-            ));
+            causes.push(validation::not_supported(format!("{at}.status"), status, &["True"]));
         }
     }
     if DECISIONS.iter().all(|d| decided.contains(d)) {
@@ -89,11 +82,8 @@ pub fn validate_approval(request: &Value, old: &Value) -> Vec<StatusCause> {
     }
     let had = |kind: &str| old["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == kind);
     for kind in DECISIONS.iter().filter(|kind| had(kind) && !decided.contains(kind)) {
-        causes.push(StatusCause::new(
-            "FieldValueForbidden",
-            "status.conditions",
-            format!("Forbidden: updates may not remove a condition of type {kind:?}"),
-        ));
+        let why = format!("updates may not remove a condition of type {kind:?}");
+        causes.push(validation::forbidden("status.conditions", &why));
     }
     causes
 }
